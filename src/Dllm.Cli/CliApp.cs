@@ -1,0 +1,57 @@
+using System.CommandLine;
+
+namespace Dllm.Cli;
+
+/// <summary>Builds the command tree and turns user errors into one line on stderr.</summary>
+public static class CliApp
+{
+    public static RootCommand BuildRoot()
+    {
+        var root = new RootCommand(
+            "dllm: turn pretrained autoregressive LMs (Llama, Qwen2/3, Ling/LLaDA2 MoE) into block-diffusion LMs, " +
+            "then fine-tune, decode in parallel and serve them. Every command reads and writes Hugging Face " +
+            "checkpoint folders (config.json, *.safetensors, tokenizer.json).");
+        foreach (var command in Verbs()) root.Subcommands.Add(command);
+        return root;
+    }
+
+    private static IEnumerable<Command> Verbs()
+    {
+        yield break;
+    }
+
+    public static int Run(string[] args, TextWriter? stdout = null, TextWriter? stderr = null)
+    {
+        stdout ??= Console.Out;
+        stderr ??= Console.Error;
+        var root = BuildRoot();
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            var verb = parse.CommandResult.Command == root ? "" : " " + parse.CommandResult.Command.Name;
+            stderr.WriteLine($"error: {parse.Errors[0].Message} (see 'dllm{verb} --help')");
+            return 2;
+        }
+        try
+        {
+            return parse.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });
+        }
+        catch (Exception e) when (UserFacing(e) is { } message)
+        {
+            stderr.WriteLine($"error: {message}");
+            return 1;
+        }
+    }
+
+    /// <summary>The message to show for errors the user can fix; null for bugs (which keep their stack trace).</summary>
+    private static string? UserFacing(Exception e) => e switch
+    {
+        DllmException d => d.Message,
+        FileNotFoundException f => $"file not found: {f.FileName ?? f.Message}",
+        DirectoryNotFoundException d => d.Message,
+        UnauthorizedAccessException u => u.Message,
+        OperationCanceledException => "cancelled",
+        AggregateException { InnerExceptions.Count: 1 } a => UserFacing(a.InnerException!),
+        _ => null,
+    };
+}

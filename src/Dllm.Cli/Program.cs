@@ -1,0 +1,1 @@
+return Dllm.Cli.CliApp.Run(args);
