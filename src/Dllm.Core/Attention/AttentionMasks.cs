@@ -1,0 +1,88 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Dllm.Attention;
+
+/// <summary>
+/// The one place attention masks are built. Every mask is a bool tensor where true means
+/// "the query (row) may attend to the key (column)", shaped [T, S] or [B, 1, T, S] so it
+/// broadcasts over heads. The model takes masks as data; it never decides them.
+/// </summary>
+public static class AttentionMasks
+{
+    /// <summary>Causal mask for T new queries after <paramref name="past"/> cached keys: [T, past + T].</summary>
+    public static Tensor Causal(long queries, long past = 0, Device? device = null)
+    {
+        using var scope = NewDisposeScope();
+        var rows = arange(queries, device: device).unsqueeze(1) + past;   // [T, 1] absolute query index
+        var cols = arange(past + queries, device: device).unsqueeze(0);   // [1, S]
+        return cols.le(rows).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Everything attends to everything: [T, S].</summary>
+    public static Tensor Bidirectional(long queries, long keys, Device? device = null) =>
+        ones(queries, keys, dtype: ScalarType.Bool, device: device);
+
+    /// <summary>
+    /// Block-causal mask from absolute positions: a query attends to every key whose block
+    /// (position / blockSize) is not after its own. Block size 1 is causal; one block spanning
+    /// everything is bidirectional. Used by block decoding, where the current block sees the
+    /// cache and itself. positions: [T] or [B, T] queries and [S] or [B, S] keys.
+    /// </summary>
+    public static Tensor BlockCausal(Tensor queryPositions, Tensor keyPositions, long blockSize)
+    {
+        using var scope = NewDisposeScope();
+        var qb = queryPositions.div(blockSize, rounding_mode: RoundingMode.floor).unsqueeze(-1); // [..., T, 1]
+        var kb = keyPositions.div(blockSize, rounding_mode: RoundingMode.floor).unsqueeze(-2);   // [..., 1, S]
+        return kb.le(qb).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The block-diffusion training mask over the concatenation [x_t ; x] of length 2L (METHOD.md §2.3):
+    /// a noisy token of block b sees the noisy tokens of block b and the clean tokens of blocks &lt; b;
+    /// a clean token of block b sees the clean tokens of blocks &lt;= b. The last block may be short.
+    /// Returns [2L, 2L].
+    /// </summary>
+    public static Tensor BlockDiffusion(long length, long blockSize, Device? device = null)
+    {
+        using var scope = NewDisposeScope();
+        var block = arange(length, device: device).div(blockSize, rounding_mode: RoundingMode.floor);
+        var qb = block.unsqueeze(1);   // [L, 1]
+        var kb = block.unsqueeze(0);   // [1, L]
+        var noisyToNoisy = qb.eq(kb);
+        var noisyToClean = kb.lt(qb);
+        var cleanToClean = kb.le(qb);
+        var cleanToNoisy = zeros(length, length, dtype: ScalarType.Bool, device: device);
+        var top = cat([noisyToNoisy, noisyToClean], 1);
+        var bottom = cat([cleanToNoisy, cleanToClean], 1);
+        return cat([top, bottom], 0).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Same-document mask from packed-sequence document ids [B, T] (or [T]) against key ids [B, S]
+    /// (or [S]): true where query and key belong to the same document. AND it with any other mask.
+    /// </summary>
+    public static Tensor SameDocument(Tensor queryDocIds, Tensor keyDocIds) =>
+        queryDocIds.unsqueeze(-1).eq(keyDocIds.unsqueeze(-2));
+
+    /// <summary>
+    /// Combines a [T, S] or [B, T, S] mask with a key-validity mask [B, S] (false at left padding)
+    /// into the model's [B, 1, T, S] form. Query rows left with no key (padding queries) are allowed
+    /// to see themselves so attention stays finite; their outputs are never read.
+    /// </summary>
+    public static Tensor WithPadding(Tensor mask, Tensor validKeys)
+    {
+        using var scope = NewDisposeScope();
+        var batch = validKeys.shape[0];
+        var keys = validKeys.shape[1];
+        var m = mask.dim() == 2 ? mask.unsqueeze(0) : mask;              // [B|1, T, S]
+        m = m.logical_and(validKeys.unsqueeze(1));                         // [B, T, S]
+        var queries = m.shape[1];
+        var empty = m.any(-1).logical_not();                               // [B, T]
+        // Query t of the T new tokens sits at key index S - T + t; no host sync needed to test for empties.
+        var self = eye(queries, dtype: ScalarType.Bool, device: mask.device);
+        var diag = cat([zeros(queries, keys - queries, dtype: ScalarType.Bool, device: mask.device), self], 1); // [T, S]
+        m = m.logical_or(empty.unsqueeze(-1).logical_and(diag.unsqueeze(0)));
+        return m.expand(batch, queries, keys).unsqueeze(1).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,62 @@
+using System.Text.Json.Nodes;
+
+namespace Dllm.Config;
+
+/// <summary>
+/// An immutable view of an HF <c>config.json</c>: the fields that shape the forward pass, validated
+/// once by <see cref="ModelConfigReader"/>. <see cref="Raw"/> keeps the file as read so that
+/// <see cref="ModelConfigWriter"/> can write back every field we do not model.
+/// Dtype and device are load options, never part of the config.
+/// </summary>
+public sealed record ModelConfig
+{
+    public required string Architecture { get; init; }
+    public required string ModelType { get; init; }
+    public required ModelFamily Family { get; init; }
+
+    public required int VocabSize { get; init; }
+    public required int HiddenSize { get; init; }
+    /// <summary>Width of the dense SwiGLU (all layers for dense models, the first-k layers for MoE).</summary>
+    public required int IntermediateSize { get; init; }
+    public required int NumLayers { get; init; }
+    public required int NumHeads { get; init; }
+    public required int NumKvHeads { get; init; }
+    public required int HeadDim { get; init; }
+    public required int MaxPositionEmbeddings { get; init; }
+
+    public required double RmsNormEps { get; init; }
+    public required double RopeTheta { get; init; }
+    public RopeScaling? RopeScaling { get; init; }
+    /// <summary>How many leading dims of each head RoPE rotates (head_dim unless partial rotary).</summary>
+    public required int RotaryDim { get; init; }
+
+    public bool TieWordEmbeddings { get; init; }
+    /// <summary>Bias on the q/k/v projections (Qwen2; Llama's attention_bias; Bailing's use_qkv_bias).</summary>
+    public bool QkvBias { get; init; }
+    /// <summary>Bias on the attention output projection (Llama's attention_bias; Bailing's use_bias).</summary>
+    public bool OutputBias { get; init; }
+    /// <summary>Per-head RMSNorm on q and k before RoPE (Qwen3, Bailing use_qk_norm).</summary>
+    public bool QkNorm { get; init; }
+
+    public MoeSettings? Moe { get; init; }
+
+    public int? BosTokenId { get; init; }
+    public IReadOnlyList<int> EosTokenIds { get; init; } = [];
+    public int? PadTokenId { get; init; }
+    /// <summary>The MASK token id of a diffusion LM (METHOD.md §1); null for a plain AR checkpoint.</summary>
+    public int? MaskTokenId { get; init; }
+    /// <summary>Block-diffusion settings recorded by conversion; null for AR checkpoints.</summary>
+    public DiffusionSettings? Diffusion { get; init; }
+
+    public required JsonObject Raw { get; init; }
+
+    public int QueriesPerKvHead => NumHeads / NumKvHeads;
+
+    /// <summary>True for checkpoints trained as diffusion LMs: ones we converted, and LLaDA2.0 releases.</summary>
+    public bool IsDiffusion => Diffusion is not null || Architecture == ModelConfigReader.LLaDA2Architecture;
+
+    public bool IsMoeLayer(int layer) => Moe is not null && layer >= Moe.FirstKDenseReplace;
+}
+
+/// <summary>What a converted checkpoint records about its diffusion training (the "dllm" section of config.json).</summary>
+public sealed record DiffusionSettings(int BlockSize);

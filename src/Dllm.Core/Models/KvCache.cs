@@ -1,0 +1,104 @@
+using static TorchSharp.torch;
+
+namespace Dllm.Models;
+
+/// <summary>
+/// Per-request key/value cache: one [B, H_kv, capacity, D] buffer pair per layer. A forward writes its
+/// new keys at [Length, Length + T) and attends over [0, Length + T); afterwards only the first
+/// <c>commit</c> of those T positions become part of the cache. That lets the block decoder run a block
+/// many times without committing it, then commit it (or commit it while starting the next block).
+/// Created by the caller, passed to forwards, disposed with <c>using</c>; never a model field.
+/// </summary>
+public sealed class KvCache : IDisposable
+{
+    private readonly Tensor?[] _keys;
+    private readonly Tensor?[] _values;
+    private long _capacity;
+
+    public KvCache(int layers, long initialCapacity = 256)
+    {
+        _keys = new Tensor?[layers];
+        _values = new Tensor?[layers];
+        _capacity = Math.Max(1, initialCapacity);
+    }
+
+    /// <summary>Committed positions.</summary>
+    public long Length { get; private set; }
+    public int Layers => _keys.Length;
+    public long BatchSize => _keys[0]?.shape[0] ?? 0;
+
+    /// <summary>Writes this forward's keys/values after the committed ones; returns views over committed + new.</summary>
+    internal (Tensor Keys, Tensor Values) Extend(int layer, Tensor keys, Tensor values)
+    {
+        var t = keys.shape[2];
+        EnsureCapacity(layer, keys, Length + t);
+        var k = _keys[layer]!;
+        var v = _values[layer]!;
+        using (no_grad())
+        {
+            k.narrow(2, Length, t).copy_(keys);
+            v.narrow(2, Length, t).copy_(values);
+        }
+        return (k.narrow(2, 0, Length + t), v.narrow(2, 0, Length + t));
+    }
+
+    /// <summary>Makes the first <paramref name="count"/> positions of the last forward permanent.</summary>
+    internal void Commit(long count) => Length += count;
+
+    /// <summary>Forgets positions past <paramref name="length"/> (rolls the cache back).</summary>
+    public void Truncate(long length)
+    {
+        if (length < 0 || length > Length) throw new ArgumentOutOfRangeException(nameof(length));
+        Length = length;
+    }
+
+    /// <summary>Keeps only the given batch rows (sequences that finished leave the batch).</summary>
+    public void KeepRows(long[] rows)
+    {
+        using var index = tensor(rows, dtype: ScalarType.Int64, device: _keys[0]?.device ?? CPU);
+        for (var i = 0; i < _keys.Length; i++)
+        {
+            if (_keys[i] is null) continue;
+            Replace(ref _keys[i], _keys[i]!.index_select(0, index));
+            Replace(ref _values[i], _values[i]!.index_select(0, index));
+        }
+    }
+
+    private void EnsureCapacity(int layer, Tensor like, long needed)
+    {
+        if (_keys[layer] is { } existing && existing.shape[2] >= needed) return;
+        var capacity = Math.Max(_capacity, needed);
+        while (capacity < needed) capacity *= 2;
+        if (_keys[layer] is not null) capacity = Math.Max(capacity, _keys[layer]!.shape[2] * 2);
+        _capacity = Math.Max(_capacity, capacity);
+        long[] shape = [like.shape[0], like.shape[1], capacity, like.shape[3]];
+        var k = empty(shape, dtype: like.dtype, device: like.device).DetachFromDisposeScope();
+        var v = empty(shape, dtype: like.dtype, device: like.device).DetachFromDisposeScope();
+        if (_keys[layer] is { } oldK && Length > 0)
+        {
+            using (no_grad())
+            {
+                k.narrow(2, 0, Length).copy_(oldK.narrow(2, 0, Length));
+                v.narrow(2, 0, Length).copy_(_values[layer]!.narrow(2, 0, Length));
+            }
+        }
+        Replace(ref _keys[layer], k);
+        Replace(ref _values[layer], v);
+    }
+
+    private static void Replace(ref Tensor? slot, Tensor value)
+    {
+        var old = slot;
+        slot = value.DetachFromDisposeScope();
+        old?.Dispose();
+    }
+
+    public void Dispose()
+    {
+        for (var i = 0; i < _keys.Length; i++)
+        {
+            _keys[i]?.Dispose(); _keys[i] = null;
+            _values[i]?.Dispose(); _values[i] = null;
+        }
+    }
+}
