@@ -1,0 +1,66 @@
+using static TorchSharp.torch;
+
+namespace Dllm.Generation;
+
+/// <summary>
+/// Pure functions from logits to tokens. The chain is: temperature, then top-k, then top-p (nucleus),
+/// then either argmax (greedy) or one multinomial draw per row. Each chosen token comes with its
+/// probability under the filtered distribution, the "confidence" the diffusion decoder thresholds.
+/// </summary>
+public static class Sampler
+{
+    /// <summary>logits [N, V] -> filtered logits [N, V] with excluded tokens at -inf.</summary>
+    public static Tensor Filter(Tensor logits, SamplingOptions o)
+    {
+        using var scope = NewDisposeScope();
+        var x = logits.to_type(ScalarType.Float32);
+        if (!o.IsGreedy && o.Temperature != 1.0) x = x / o.Temperature;
+        var vocab = x.shape[^1];
+        if (o.TopK > 0 && o.TopK < vocab)
+        {
+            var kth = x.topk(o.TopK, dim: -1).values.narrow(-1, o.TopK - 1, 1);   // [N, 1]
+            x = x.masked_fill(x.lt(kth), double.NegativeInfinity);
+        }
+        if (o.TopP < 1.0)
+        {
+            var (sorted, order) = x.sort(dim: -1, descending: true);
+            var cumulative = sorted.softmax(-1).cumsum(-1);
+            // Drop a token once the mass before it already reaches p; the top token always stays.
+            var drop = (cumulative - sorted.softmax(-1)).ge(o.TopP);
+            var dropInVocabOrder = zeros_like(drop).scatter_(-1, order, drop);
+            x = x.masked_fill(dropInVocabOrder, double.NegativeInfinity);
+        }
+        return x.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Picks one token per row of logits [N, V]. Returns tokens [N] (int64) and their probabilities [N].
+    /// <paramref name="generators"/> holds one generator per row (so a row's draws do not depend on the
+    /// other rows in the batch); ignored when greedy.
+    /// </summary>
+    public static (Tensor Tokens, Tensor Confidence) Pick(Tensor logits, SamplingOptions o, IReadOnlyList<Generator>? generators = null)
+    {
+        using var scope = NewDisposeScope();
+        var probs = Filter(logits, o).softmax(-1);                                 // [N, V]
+        Tensor tokens;
+        if (o.IsGreedy)
+        {
+            tokens = probs.argmax(-1);
+        }
+        else
+        {
+            if (generators is null || generators.Count != probs.shape[0])
+                throw new ArgumentException("sampling needs one generator per row");
+            // multinomial draws on CPU so the seeded stream is the same on every device.
+            var cpuProbs = probs.cpu();
+            var picked = new long[probs.shape[0]];
+            for (var i = 0; i < picked.Length; i++)
+                picked[i] = cpuProbs[i].multinomial(1, generator: generators[i]).item<long>();
+            tokens = tensor(picked, device: logits.device);
+        }
+        var confidence = probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1);
+        return (tokens.MoveToOuterDisposeScope(), confidence.MoveToOuterDisposeScope());
+    }
+
+    public static Generator NewGenerator(long seed) => new((ulong)seed, CPU);
+}
