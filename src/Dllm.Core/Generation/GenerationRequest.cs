@@ -1,0 +1,38 @@
+namespace Dllm.Generation;
+
+public enum DecodeMode
+{
+    /// <summary>Diffusion for dLLM checkpoints, AR otherwise.</summary>
+    Auto,
+    Ar,
+    Diffusion,
+}
+
+/// <summary>One prompt to complete, with its decoding settings.</summary>
+public sealed record GenerationRequest
+{
+    public required string Prompt { get; init; }
+    /// <summary>Apply the tokenizer's BOS/EOS post-processing (off for chat-templated prompts that carry their own).</summary>
+    public bool AddSpecialTokens { get; init; } = true;
+    public DecodeOptions Options { get; init; } = new();
+    public IReadOnlyList<string> StopStrings { get; init; } = [];
+    public DecodeMode Mode { get; init; } = DecodeMode.Auto;
+}
+
+/// <summary>The finished completion of one prompt, with the speed figures every command reports.</summary>
+public sealed record GenerationResult(
+    string Text,
+    int[] TokenIds,
+    FinishReason Finish,
+    int PromptTokens,
+    int Forwards,
+    double Seconds,
+    DecodeMode Mode)
+{
+    /// <summary>Generated tokens per decoding forward (prefill not counted). AR gives 1.</summary>
+    public double TokensPerForward => Forwards == 0 ? 0 : (double)TokenIds.Length / Forwards;
+    public double TokensPerSecond => Seconds <= 0 ? 0 : TokenIds.Length / Seconds;
+}
+
+/// <summary>Streamed output: new text for a sequence after a decoding step, and its result when done.</summary>
+public sealed record GenerationEvent(int Sequence, string Delta, DecodeStep Step, GenerationResult? Result = null);

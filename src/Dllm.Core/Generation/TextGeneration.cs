@@ -1,0 +1,71 @@
+using System.Diagnostics;
+using Dllm.Models;
+
+namespace Dllm.Generation;
+
+/// <summary>
+/// Text in, text out: tokenises prompts, runs the decoder the checkpoint calls for, and turns its
+/// steps into streamed text and final results. The CLI, the chat view and the server all call this.
+/// </summary>
+public static class TextGeneration
+{
+    public static DecodeMode ResolveMode(LoadedModel model, DecodeMode requested) => requested switch
+    {
+        DecodeMode.Auto => model.IsDiffusion ? DecodeMode.Diffusion : DecodeMode.Ar,
+        DecodeMode.Diffusion when model.MaskTokenId is null =>
+            throw new DllmException("diffusion decoding needs a MASK token, and this checkpoint has none: convert it first (dllm convert), or use --mode ar"),
+        _ => requested,
+    };
+
+    /// <summary>Decodes all requests together (they must share decoding settings) and streams events.</summary>
+    public static IEnumerable<GenerationEvent> Stream(LoadedModel model, IReadOnlyList<GenerationRequest> requests, CancellationToken cancel = default)
+    {
+        if (requests.Count == 0) yield break;
+        var first = requests[0];
+        var mode = ResolveMode(model, first.Mode);
+        var prompts = requests.Select(r => (IReadOnlyList<int>)model.Tokenizer.Encode(r.Prompt, r.AddSpecialTokens)).ToList();
+        var texts = requests.Select(r => new SequenceText(model.Tokenizer, new StopStrings(r.StopStrings))).ToArray();
+        var options = first.Options with
+        {
+            StopTokenIds = first.Options.StopTokenIds.Count > 0 ? first.Options.StopTokenIds : model.StopTokenIds,
+            PadTokenId = model.PadTokenId,
+        };
+        var forwards = new int[requests.Count];
+        var clock = Stopwatch.StartNew();
+        var steps = mode switch
+        {
+            DecodeMode.Ar => ArDecoder.Run(model.Model, prompts, options, (seq, generated) => texts[seq].StopsAt(generated), cancel),
+            _ => throw new DllmException("diffusion decoding is not available in this build yet; use --mode ar"),
+        };
+        foreach (var step in steps)
+        {
+            foreach (var u in step.Updates)
+            {
+                forwards[u.Sequence]++;
+                var text = texts[u.Sequence];
+                text.Apply(u);
+                GenerationResult? result = null;
+                if (u.Finished is { } finish)
+                {
+                    var (final, tokens) = text.Final(u.FinalLength);
+                    result = new GenerationResult(final, tokens, finish, prompts[u.Sequence].Count, forwards[u.Sequence], clock.Elapsed.TotalSeconds, mode);
+                }
+                var delta = text.TakeDelta(final: result is not null);
+                if (delta.Length > 0 || result is not null)
+                    yield return new GenerationEvent(u.Sequence, delta, step, result);
+            }
+        }
+    }
+
+    /// <summary>Runs to completion and returns one result per request.</summary>
+    public static IReadOnlyList<GenerationResult> Generate(LoadedModel model, IReadOnlyList<GenerationRequest> requests, CancellationToken cancel = default)
+    {
+        var results = new GenerationResult?[requests.Count];
+        foreach (var e in Stream(model, requests, cancel))
+            if (e.Result is not null) results[e.Sequence] = e.Result;
+        return results.Select(r => r ?? throw new InvalidOperationException("a sequence ended without a result")).ToList();
+    }
+
+    public static GenerationResult Generate(LoadedModel model, GenerationRequest request, CancellationToken cancel = default) =>
+        Generate(model, [request], cancel)[0];
+}
