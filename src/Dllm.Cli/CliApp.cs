@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Dllm.Cli.Commands;
 
 namespace Dllm.Cli;
 
@@ -17,7 +18,9 @@ public static class CliApp
 
     private static IEnumerable<Command> Verbs()
     {
-        yield break;
+        yield return GenerateCommand.Build();
+        yield return InspectCommand.Build();
+        yield return ImportLlama2cCommand.Build();
     }
 
     public static int Run(string[] args, TextWriter? stdout = null, TextWriter? stderr = null)

@@ -60,6 +60,19 @@ public sealed class CausalLM : nn.Module
         long commit = -1, long logitsForLast = 0)
     {
         using var scope = NewDisposeScope();
+        var h = Hidden(embeddings, positions, mask, cache, commit);
+        var t = h.shape[1];
+        if (logitsForLast > 0 && logitsForLast < t) h = h.narrow(1, t - logitsForLast, logitsForLast);
+        return Logits(h).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The final-normed hidden states [B, T, H] (see <see cref="Forward"/> for the arguments). Callers
+    /// that need logits for only part of the sequence slice these and call <see cref="Logits"/>.
+    /// </summary>
+    public Tensor Hidden(Tensor embeddings, Tensor? positions = null, Tensor? mask = null, KvCache? cache = null, long commit = -1)
+    {
+        using var scope = NewDisposeScope();
         long b = embeddings.shape[0], t = embeddings.shape[1];
         var past = cache?.Length ?? 0;
         positions ??= arange(past, past + t, device: embeddings.device).unsqueeze(0).expand(b, t);
@@ -79,12 +92,13 @@ public sealed class CausalLM : nn.Module
 
         var h = embeddings;
         foreach (var layer in _model.Layers) h = layer.Forward(h, ctx);
-        if (logitsForLast > 0 && logitsForLast < t) h = h.narrow(1, t - logitsForLast, logitsForLast);
         h = _model.Norm.forward(h);
-        var logits = nn.functional.linear(h, OutputWeight).to_type(ScalarType.Float32);
         cache?.Commit(commit < 0 ? t : Math.Min(commit, t));
-        return logits.MoveToOuterDisposeScope();
+        return h.MoveToOuterDisposeScope();
     }
+
+    /// <summary>fp32 logits [.., V] from final hidden states.</summary>
+    public Tensor Logits(Tensor hidden) => nn.functional.linear(hidden, OutputWeight).to_type(ScalarType.Float32);
 }
 
 /// <summary>The "model." part: embeddings, decoder layers and the final norm.</summary>

@@ -1,0 +1,27 @@
+using System.CommandLine;
+using Dllm.Models;
+
+namespace Dllm.Cli.Commands;
+
+/// <summary>Options several verbs share, defined once so their names, defaults and help agree.</summary>
+internal static class SharedOptions
+{
+    public static Option<string> Model(string description = "Model folder (Hugging Face format: config.json, *.safetensors, tokenizer.json)") =>
+        new("--model", "-m") { Description = description, Required = true };
+
+    public static Option<string> Device() => new("--device")
+    {
+        Description = "Where to run: cpu, cuda or cuda:N (CUDA needs a libtorch-cuda build)",
+        DefaultValueFactory = _ => "cpu",
+    };
+
+    public static Option<string?> DType() => new("--dtype")
+    {
+        Description = "Weight and compute dtype: float32 (exact reference), bfloat16 (faster on CPUs with AMX/AVX512-BF16 and on GPUs) or float16",
+    };
+
+    public static Option<bool> Json() => new("--json") { Description = "Print one JSON object instead of human-readable text" };
+
+    public static LoadOptions LoadOptions(ParseResult p, Option<string> device, Option<string?> dtype) =>
+        new(p.GetValue(device)!, p.GetValue(dtype));
+}
