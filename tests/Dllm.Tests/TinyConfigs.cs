@@ -40,7 +40,7 @@ public static class TinyConfigs
         {
             ["architectures"] = new JsonArray(architecture),
             ["model_type"] = modelType,
-            ["vocab_size"] = 61,
+            ["vocab_size"] = 272,
             ["hidden_size"] = 32,
             ["intermediate_size"] = 48,
             ["num_hidden_layers"] = 2,
@@ -61,7 +61,7 @@ public static class TinyConfigs
     {
         ["architectures"] = new JsonArray(architecture),
         ["model_type"] = modelType,
-        ["vocab_size"] = 61,
+        ["vocab_size"] = 272,
         ["hidden_size"] = 32,
         ["intermediate_size"] = 48,
         ["moe_intermediate_size"] = 16,

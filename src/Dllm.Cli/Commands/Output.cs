@@ -8,12 +8,12 @@ namespace Dllm.Cli.Commands;
 /// <summary>Where a verb writes: the invocation's stdout/stderr (tests capture them), and JSON formatting.</summary>
 internal static class Output
 {
-    private static readonly JsonSerializerOptions Pretty = new() { WriteIndented = true, Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+    private static readonly JsonSerializerOptions Compact = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public static TextWriter Out(ParseResult p) => p.InvocationConfiguration.Output;
     public static TextWriter Err(ParseResult p) => p.InvocationConfiguration.Error;
 
-    public static void WriteJson(ParseResult p, JsonNode node) => Out(p).WriteLine(node.ToJsonString(Pretty));
+    public static void WriteJson(ParseResult p, JsonNode node) => Out(p).WriteLine(node.ToJsonString(Compact));
 
     /// <summary>True when stdout is the process's real console and not redirected (live views make sense).</summary>
     public static bool IsInteractive(ParseResult p) =>

@@ -14,6 +14,7 @@ public sealed class LoadedModel : IDisposable
 
     public static LoadedModel Load(string directory, LoadOptions? options = null)
     {
+        if (!System.IO.Directory.Exists(directory)) throw new DllmException($"model folder not found: {directory}");
         var tokenizer = TextTokenizer.Load(directory);
         var model = ModelLoader.Load(directory, options);
         return new LoadedModel(model, tokenizer, directory);

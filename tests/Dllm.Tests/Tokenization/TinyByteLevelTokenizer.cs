@@ -7,7 +7,7 @@ namespace Dllm.Tests.Tokenization;
 /// A hand-made Qwen-style byte-level tokenizer.json: the 256 byte chars as ids 0..255 (id = byte value),
 /// seven merges, Qwen2's split regex, NFC, and the ChatML special tokens.
 /// </summary>
-internal static class TinyByteLevelTokenizer
+public static class TinyByteLevelTokenizer
 {
     public const string QwenPattern =
         @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";

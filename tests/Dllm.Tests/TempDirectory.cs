@@ -1,7 +1,7 @@
-namespace Dllm.Tests.Tokenization;
+namespace Dllm.Tests;
 
 /// <summary>A fresh directory under the temp folder, deleted on dispose.</summary>
-internal sealed class TempDirectory : IDisposable
+public sealed class TempDirectory : IDisposable
 {
     public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"dllm-test-{Guid.NewGuid():N}");
 
