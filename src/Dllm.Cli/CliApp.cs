@@ -21,6 +21,7 @@ public static class CliApp
         yield return GenerateCommand.Build();
         yield return InspectCommand.Build();
         yield return ImportLlama2cCommand.Build();
+        yield return DoctorCommand.Build();
     }
 
     public static int Run(string[] args, TextWriter? stdout = null, TextWriter? stderr = null)
@@ -32,7 +33,9 @@ public static class CliApp
         if (parse.Errors.Count > 0)
         {
             var verb = parse.CommandResult.Command == root ? "" : " " + parse.CommandResult.Command.Name;
-            stderr.WriteLine($"error: {parse.Errors[0].Message} (see 'dllm{verb} --help')");
+            // "Unrecognized command or argument 'x'" says more than the "Required command" that comes with it.
+            var error = parse.Errors.FirstOrDefault(e => e.Message.StartsWith("Unrecognized", StringComparison.Ordinal)) ?? parse.Errors[0];
+            stderr.WriteLine($"error: {error.Message} (see 'dllm{verb} --help')");
             return 2;
         }
         try

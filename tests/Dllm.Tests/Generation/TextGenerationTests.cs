@@ -1,0 +1,64 @@
+using Dllm.Generation;
+using Dllm.Models;
+using Dllm.Runtime;
+
+namespace Dllm.Tests.Generation;
+
+public class TextGenerationTests
+{
+    public TextGenerationTests() => TorchRuntime.EnsureLoaded();
+
+    private static LoadedModel Stories(TempDirectory dir)
+    {
+        var folder = Path.Combine(TestData.SharedData!, "stories260K");
+        Dllm.Import.Llama2cImporter.Import(Path.Combine(folder, "stories260K.bin"), Path.Combine(folder, "tok512.bin"), dir.File("s"));
+        return LoadedModel.Load(dir.File("s"));
+    }
+
+    [Fact]
+    public void StreamedDeltasConcatenateToTheFinalTextAndStopStringsCutIt()
+    {
+        if (TestData.SharedData is null) return;
+        using var dir = new TempDirectory();
+        using var model = Stories(dir);
+        var request = new GenerationRequest { Prompt = "Once upon a time", Options = new DecodeOptions { MaxNewTokens = 60 } };
+        var full = TextGeneration.Generate(model, request);
+        Assert.StartsWith(", there was a little girl named Lily.", full.Text);
+
+        var stopped = new List<GenerationEvent>(TextGeneration.Stream(model, [request with { StopStrings = ["girl named"] }]));
+        var result = stopped.Last().Result!;
+        Assert.Equal(", there was a little ", result.Text);
+        Assert.Equal(FinishReason.Stop, result.Finish);
+        Assert.Equal(result.Text, string.Concat(stopped.Select(e => e.Delta)));
+        Assert.DoesNotContain(stopped, e => e.Delta.Contains("girl"));   // the held-back prefix never leaked
+        Assert.True(result.TokenIds.Length < full.TokenIds.Length);
+    }
+
+    [Fact]
+    public void BatchOfPromptsEqualsEachPromptAlone()
+    {
+        if (TestData.SharedData is null) return;
+        using var dir = new TempDirectory();
+        using var model = Stories(dir);
+        string[] prompts = ["Once upon a time", "The dog", "Lily and Tom went to the big park to"];
+        var requests = prompts.Select(p => new GenerationRequest { Prompt = p, Options = new DecodeOptions { MaxNewTokens = 30 } }).ToList();
+        var batch = TextGeneration.Generate(model, requests);
+        for (var i = 0; i < prompts.Length; i++)
+        {
+            var alone = TextGeneration.Generate(model, requests[i]);
+            Assert.Equal(alone.Text, batch[i].Text);
+            Assert.Equal(alone.TokenIds, batch[i].TokenIds);
+        }
+    }
+
+    [Fact]
+    public void StopStringsHoldBackOnlyWhatCouldStillBecomeAStop()
+    {
+        var stops = new StopStrings(["</s>", "END"]);
+        Assert.Equal(5, stops.SafePrefixLength("hello"));
+        Assert.Equal(5, stops.SafePrefixLength("hello</"));
+        Assert.Equal(6, stops.SafePrefixLength("hello EN"));
+        Assert.Equal(3, stops.FindStop("abcEND</s>"));
+        Assert.Equal(-1, stops.FindStop("abc"));
+    }
+}
