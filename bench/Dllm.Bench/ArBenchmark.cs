@@ -39,8 +39,10 @@ public static class ArBenchmark
         Console.WriteLine($"machine: {Timing.Machine()}");
         Console.WriteLine($"model: Llama-shaped, {config.NumLayers} layers, hidden {config.HiddenSize}, GQA {config.NumHeads}/{config.NumKvHeads}, vocab {config.VocabSize}");
         Console.WriteLine();
-        Console.WriteLine($"| dtype | params | prefill {prefillTokens} tok/s | prefill GFLOP/s | % of matmul peak | decode tok/s ({promptTokens}+{decodeTokens}, KV cache) | matmul peak GFLOP/s |");
-        Console.WriteLine("|---|---|---|---|---|---|---|");
+        Console.WriteLine("decode bound = matrix-vector weight-streaming rate / weight bytes: a batch-1 decode step reads every weight once");
+        Console.WriteLine();
+        Console.WriteLine($"| dtype | params | prefill {prefillTokens} tok/s | prefill GFLOP/s | % of matmul peak | decode tok/s ({promptTokens}+{decodeTokens}, KV cache) | decode bound (bandwidth) | matmul peak GFLOP/s |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|");
         foreach (var dtype in new[] { ScalarType.Float32, ScalarType.BFloat16 })
         {
             using var model = ModelFactory.Create(config, new Placement(dtype, CPU));
@@ -48,6 +50,7 @@ public static class ArBenchmark
             model.eval();
             var parameters = model.parameters().Sum(p => p.numel());
             var peak = MatmulCeiling.GflopsPerSecond(dtype, repeats: args.Repeats);
+            var bandwidth = MatmulCeiling.MatvecGigabytesPerSecond(dtype, args.Repeats);
 
             using var tokens = randint(0, config.VocabSize, new long[] { 1, prefillTokens });
             var prefillSeconds = Timing.MedianSeconds(args.Repeats, () =>
@@ -66,7 +69,8 @@ public static class ArBenchmark
             {
                 foreach (var _ in ArDecoder.Run(model, [prompt], options)) { }
             });
-            Console.WriteLine($"| {TorchRuntime.DTypeName(dtype)} | {parameters / 1e6:F1} M | {prefillTokens / prefillSeconds:F0} | {prefillGflops:F0} | {100 * prefillGflops / peak:F0}% | {decodeTokens / decodeSeconds:F0} | {peak:F0} |");
+            var weightBytes = parameters * (dtype == ScalarType.Float32 ? 4 : 2);
+            Console.WriteLine($"| {TorchRuntime.DTypeName(dtype)} | {parameters / 1e6:F1} M | {prefillTokens / prefillSeconds:F0} | {prefillGflops:F0} | {100 * prefillGflops / peak:F0}% | {decodeTokens / decodeSeconds:F0} | {bandwidth * 1e9 / weightBytes:F0} | {peak:F0} |");
         }
     }
 }

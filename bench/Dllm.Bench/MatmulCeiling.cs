@@ -18,6 +18,23 @@ public static class MatmulCeiling
         return 2.0 * n * n * n / seconds / 1e9;
     }
 
+    /// <summary>
+    /// Weight-streaming rate in GB/s of a matrix-vector product over a 64 MB matrix in the given dtype:
+    /// what a batch-1 decode step does to every weight, so it bounds decode tokens/s.
+    /// </summary>
+    public static double MatvecGigabytesPerSecond(ScalarType dtype, int repeats = 5)
+    {
+        TorchRuntime.EnsureLoaded();
+        var rows = dtype == ScalarType.Float32 ? 32768 : 65536;
+        using var w = randn(rows, 512).to_type(dtype);
+        using var x = randn(1, 512).to_type(dtype);
+        var seconds = Timing.MedianSeconds(repeats, () =>
+        {
+            using var y = nn.functional.linear(x, w);
+        });
+        return w.numel() * w.ElementSize / seconds / 1e9;
+    }
+
     public static void Print(BenchArgs args)
     {
         Console.WriteLine($"machine: {Timing.Machine()}");
@@ -25,5 +42,7 @@ public static class MatmulCeiling
         Console.WriteLine("|---|---|");
         foreach (var t in new[] { ScalarType.Float32, ScalarType.BFloat16 })
             Console.WriteLine($"| {TorchRuntime.DTypeName(t)} | {GflopsPerSecond(t, repeats: args.Repeats):F0} |");
+        foreach (var t in new[] { ScalarType.Float32, ScalarType.BFloat16 })
+            Console.WriteLine($"matrix-vector weight streaming, {TorchRuntime.DTypeName(t)}: {MatvecGigabytesPerSecond(t, args.Repeats):F1} GB/s");
     }
 }
