@@ -1,4 +1,5 @@
 using Dllm.Attention;
+using Dllm.Data;
 using Dllm.Models;
 using static TorchSharp.torch;
 
@@ -14,7 +15,7 @@ public static class BlockDiffusionLoss
 {
     /// <param name="embeddingNoise">Std of Gaussian noise added to the embeddings of MASK inputs, in
     /// units of the embedding table's RMS (METHOD.md §2, masked-embedding noise); 0 = off (always at eval).</param>
-    public static LossResult Compute(CausalLM model, DiffusionBatch batch, long blockSize, NoiseDraw draw,
+    public static LossResult Compute(CausalLM model, TokenBatch batch, long blockSize, NoiseDraw draw,
         double embeddingNoise = 0.0, Generator? noiseGenerator = null)
     {
         using var scope = NewDisposeScope();

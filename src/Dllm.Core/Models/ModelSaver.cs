@@ -13,7 +13,16 @@ namespace Dllm.Models;
 /// </summary>
 public static class ModelSaver
 {
-    public static void Save(CausalLM model, TextTokenizer tokenizer, string directory, ScalarType? dtype = null, long maxShardBytes = 5_000_000_000)
+    public static void Save(CausalLM model, TextTokenizer tokenizer, string directory, ScalarType? dtype = null, long maxShardBytes = 5_000_000_000) =>
+        Save(model.Config, model.state_dict(), tokenizer, directory, dtype ?? model.Placement.DType, maxShardBytes);
+
+    /// <summary>
+    /// Writes the given tensors (names as in the checkpoint) with a config and tokenizer. Trainers pass
+    /// their fp32 master weights here; <paramref name="writeExtra"/> adds files (trainer state) into the
+    /// staging folder so they appear atomically with the model.
+    /// </summary>
+    public static void Save(ModelConfig config, IEnumerable<KeyValuePair<string, Tensor>> tensors, TextTokenizer tokenizer, string directory,
+        ScalarType dtype, long maxShardBytes = 5_000_000_000, Action<string>? writeExtra = null)
     {
         var target = Path.GetFullPath(directory);
         var parent = Path.GetDirectoryName(target) ?? ".";
@@ -22,7 +31,8 @@ public static class ModelSaver
         Directory.CreateDirectory(staging);
         try
         {
-            WriteInto(model, tokenizer, staging, dtype, maxShardBytes);
+            WriteInto(config, tensors, tokenizer, staging, dtype, maxShardBytes);
+            writeExtra?.Invoke(staging);
             ReplaceDirectory(staging, target);
         }
         catch
@@ -32,26 +42,25 @@ public static class ModelSaver
         }
     }
 
-    private static void WriteInto(CausalLM model, TextTokenizer tokenizer, string dir, ScalarType? dtype, long maxShardBytes)
+    private static void WriteInto(ModelConfig config, IEnumerable<KeyValuePair<string, Tensor>> source, TextTokenizer tokenizer, string dir, ScalarType saveType, long maxShardBytes)
     {
-        var saveType = dtype ?? model.Placement.DType;
         using (var scope = NewDisposeScope())
         {
-            var tensors = model.state_dict()
+            var tensors = source
                 .Select(kv => new KeyValuePair<string, Tensor>(kv.Key,
                     // The router bias stays fp32 whatever the weights' dtype, as in the published checkpoints.
-                    kv.Key.EndsWith("expert_bias", StringComparison.Ordinal) ? kv.Value.cpu() : kv.Value.to_type(saveType).cpu()))
+                    kv.Key.EndsWith("expert_bias", StringComparison.Ordinal) ? kv.Value.detach().cpu() : kv.Value.detach().to_type(saveType).cpu()))
                 .ToList();
             SafetensorsWriter.WriteCheckpoint(dir, tensors, maxShardBytes, new Dictionary<string, string> { ["format"] = "pt" });
         }
-        AtomicFile.WriteAllText(Path.Combine(dir, "config.json"), ModelConfigWriter.ToJsonString(model.Config, TorchRuntime.DTypeName(saveType)));
+        AtomicFile.WriteAllText(Path.Combine(dir, "config.json"), ModelConfigWriter.ToJsonString(config, TorchRuntime.DTypeName(saveType)));
         tokenizer.Save(dir);
     }
 
     /// <summary>Files a checkpoint folder may hold; anything else means the folder is not ours to replace.</summary>
     private static bool IsCheckpointFile(string name) =>
         name.EndsWith(".safetensors", StringComparison.Ordinal) || name.EndsWith(".json", StringComparison.Ordinal)
-        || name is "tokenizer.model" or "README.md" or "merges.txt" or "vocab.json";
+        || name is "tokenizer.model" or "README.md" or "merges.txt" or "vocab.json" or "trainer";
 
     private static void ReplaceDirectory(string staging, string target)
     {

@@ -1,4 +1,5 @@
 using Dllm.Attention;
+using Dllm.Data;
 using Dllm.Diffusion;
 using Dllm.Models;
 using Dllm.Runtime;
@@ -51,7 +52,7 @@ public class BlockDiffusionLossTests
         var tokens = RandomTokens(2, 8, 1);
         using var draw = NoiseSampler.Draw(tokens, blockSize, Mask, new Generator(9), new NoiseOptions());
         Assert.True(draw.Masked.any().item<bool>(), "the draw should mask something");
-        using var result = BlockDiffusionLoss.Compute(model, new DiffusionBatch(tokens), blockSize, draw);
+        using var result = BlockDiffusionLoss.Compute(model, new TokenBatch(tokens), blockSize, draw);
         var naive = NaiveLoss(model, tokens, draw, blockSize);
         Assert.Equal(naive, result.Loss.item<float>(), 1e-5);
     }
@@ -64,7 +65,7 @@ public class BlockDiffusionLossTests
         using var noGrad = no_grad();
         var tokens = RandomTokens(2, 6, 3);
         using var draw = NoiseSampler.Draw(tokens, 6, Mask, new Generator(5), new NoiseOptions());
-        using var result = BlockDiffusionLoss.Compute(model, new DiffusionBatch(tokens), 6, draw);
+        using var result = BlockDiffusionLoss.Compute(model, new TokenBatch(tokens), 6, draw);
         // MDLM: x_t alone, fully bidirectional, CE at masked positions / t, normalised by L.
         var logits = model.Forward(draw.Noisy, mask: AttentionMasks.Bidirectional(6, 6));
         var ce = nn.functional.cross_entropy(logits.reshape(12, -1), tokens.reshape(12), reduction: nn.Reduction.None).reshape(2, 6);
@@ -89,8 +90,8 @@ public class BlockDiffusionLossTests
         {
             using var draw = NoiseSampler.Draw(tokens, blockSize, Mask, new Generator(1), new NoiseOptions { MinRate = 0.5 });
             using var draw2 = draw with { Noisy = changed.masked_fill(draw.Masked, Mask) };
-            using var a = BlockDiffusionLoss.Compute(model, new DiffusionBatch(tokens, docs), blockSize, draw);
-            using var b = BlockDiffusionLoss.Compute(model, new DiffusionBatch(changed, docs), blockSize, draw2);
+            using var a = BlockDiffusionLoss.Compute(model, new TokenBatch(tokens, docs), blockSize, draw);
+            using var b = BlockDiffusionLoss.Compute(model, new TokenBatch(changed, docs), blockSize, draw2);
             var outside = docs.ne(1);
             var diffOutside = (a.Terms - b.Terms).abs().masked_select(outside).max().item<float>();
             Assert.True(diffOutside < 1e-6, $"B={blockSize}: documents 0 and 2 moved by {diffOutside}");

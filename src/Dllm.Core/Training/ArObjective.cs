@@ -1,0 +1,42 @@
+using Dllm.Attention;
+using Dllm.Data;
+using Dllm.Models;
+using static TorchSharp.torch;
+
+namespace Dllm.Training;
+
+/// <summary>Next-token cross-entropy under a causal mask (ANDed with the document mask): AR pre-training.</summary>
+public sealed class ArObjective : ITrainingObjective
+{
+    public string Name => "ar";
+
+    public int BlockSizeAt(long step) => 1;
+
+    public ObjectiveResult Compute(CausalLM model, TokenBatch batch, ObjectiveContext context) => Loss(model, batch);
+
+    public static ObjectiveResult Loss(CausalLM model, TokenBatch batch)
+    {
+        using var scope = NewDisposeScope();
+        var tokens = batch.Tokens;
+        long b = tokens.shape[0], l = tokens.shape[1];
+        var mask = AttentionMasks.Causal(l, device: tokens.device);
+        if (batch.DocumentIds is { } docs) mask = mask.logical_and(AttentionMasks.SameDocument(docs, docs));
+        var logits = model.Forward(tokens, mask: mask).narrow(1, 0, l - 1);
+        var targets = tokens.narrow(1, 1, l - 1);
+        var ce = nn.functional.cross_entropy(logits.reshape((l - 1) * b, -1), targets.reshape(-1), reduction: nn.Reduction.None).reshape(b, l - 1);
+        Tensor loss;
+        long count;
+        if (batch.Scored is { } scored)
+        {
+            var s = scored.narrow(1, 1, l - 1);
+            count = s.sum().item<long>();
+            loss = ce.where(s, zeros_like(ce)).sum() / Math.Max(1, count);
+        }
+        else
+        {
+            count = b * (l - 1);
+            loss = ce.mean();
+        }
+        return new ObjectiveResult(loss.MoveToOuterDisposeScope(), count);
+    }
+}

@@ -1,0 +1,27 @@
+using Dllm.Data;
+using Dllm.Diffusion;
+using Dllm.Models;
+using static TorchSharp.torch;
+
+namespace Dllm.Training;
+
+/// <summary>
+/// Conversion's objective: the block-diffusion loss at the block size the schedule sets for the
+/// step, with per-block mask rates and masked-embedding noise (METHOD.md §2-3).
+/// </summary>
+public sealed class BlockDiffusionObjective(BlockSchedule schedule, int maskTokenId, NoiseOptions noise) : ITrainingObjective
+{
+    public string Name => "block-diffusion";
+
+    public int BlockSizeAt(long step) => schedule.BlockSizeAt(step);
+
+    public ObjectiveResult Compute(CausalLM model, TokenBatch batch, ObjectiveContext context)
+    {
+        using var scope = NewDisposeScope();
+        var blockSize = schedule.BlockSizeAt(context.Step);
+        using var draw = NoiseSampler.Draw(batch.Tokens, blockSize, maskTokenId, context.Generator, noise, batch.Scored);
+        using var result = BlockDiffusionLoss.Compute(model, batch, blockSize, draw, context.EmbeddingNoise, context.Generator);
+        var tokens = result.TokenCount.item<long>();
+        return new ObjectiveResult(result.Loss.alias().MoveToOuterDisposeScope(), tokens);
+    }
+}

@@ -1,0 +1,217 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Dllm.Diffusion;
+using Dllm.IO;
+using Dllm.Models;
+using Dllm.Tokenization;
+using static TorchSharp.torch;
+
+namespace Dllm.Training;
+
+/// <summary>
+/// The training loop shared by pre-training, conversion and fine-tuning: micro-batches with gradient
+/// accumulation, gradient clipping, AdamW on fp32 masters, skipping of NaN and spiking steps,
+/// periodic validation and atomic checkpoints, per-step metrics. Every random draw of step s comes
+/// from a generator seeded by (seed, s, micro-batch), and the data position, optimizer and spike
+/// window are checkpointed, so a resumed run continues bit for bit where it stopped.
+/// </summary>
+public sealed class Trainer
+{
+    private readonly CausalLM _model;
+    private readonly TextTokenizer _tokenizer;
+    private readonly ITrainingObjective _objective;
+    private readonly IBatchSource _data;
+    private readonly IValidator? _validator;
+    private readonly TrainerOptions _o;
+    private readonly CheckpointStore _store;
+    private readonly ITrainingObserver _observer;
+    private readonly string _metricsPath;
+
+    public Trainer(CausalLM model, TextTokenizer tokenizer, ITrainingObjective objective, IBatchSource data, IValidator? validator,
+        TrainerOptions options, string runDirectory, ITrainingObserver? observer = null)
+    {
+        options.Validate();
+        (_model, _tokenizer, _objective, _data, _validator, _o) = (model, tokenizer, objective, data, validator, options);
+        _observer = observer ?? NullObserver.Instance;
+        Directory.CreateDirectory(runDirectory);
+        _store = new CheckpointStore(runDirectory);
+        _metricsPath = Path.Combine(runDirectory, "metrics.jsonl");
+    }
+
+    public CheckpointStore Checkpoints => _store;
+
+    /// <summary>Trains from step 0, or from <paramref name="resumeFrom"/> (a checkpoint of this run).</summary>
+    public TrainingOutcome Run(CheckpointInfo? resumeFrom = null, CancellationToken cancel = default)
+    {
+        var lr = _o.ResolveLearningRate();
+        using var optimizer = new AdamW(_model.named_parameters().Select(p => (p.name, p.parameter)), _o.AdamW);
+        var recent = new List<double>();
+        long start = 0, skipped = 0, tokensSeen = 0;
+        if (resumeFrom is not null)
+        {
+            var state = CheckpointStore.ReadState(resumeFrom.Path);
+            start = state["step"]!.GetValue<long>();
+            skipped = state["skipped"]?.GetValue<long>() ?? 0;
+            tokensSeen = state["tokens"]?.GetValue<long>() ?? 0;
+            recent = state["recent_losses"]!.AsArray().Select(n => n!.GetValue<double>()).ToList();
+            _data.RestorePosition(state["data"]!);
+            using var reader = SafetensorsFile.Open(Path.Combine(resumeFrom.Path, "trainer", "optimizer.safetensors"));
+            optimizer.LoadState(name => reader.Entries.ContainsKey(name) ? reader.Load(name, ScalarType.Float32, _model.Placement.Device) : null,
+                state["optimizer_steps"]!.GetValue<long>());
+            TruncateMetrics(start);
+            _observer.Message($"resumed from {resumeFrom.Path} at step {start}");
+        }
+        else if (File.Exists(_metricsPath)) File.Delete(_metricsPath);
+
+        _observer.Started(start, _o.Steps, _objective.Name);
+        _model.train();
+        var clock = Stopwatch.StartNew();
+        var stopAt = _o.StopAfter is { } n ? Math.Min(_o.Steps, start + n) : _o.Steps;
+        for (var step = start; step < _o.Steps; step++)
+        {
+            if (cancel.IsCancellationRequested || step == stopAt)
+            {
+                Save(step, optimizer, recent, skipped, tokensSeen, metric: null);
+                return cancel.IsCancellationRequested ? TrainingOutcome.Cancelled : TrainingOutcome.Stopped;
+            }
+            var stepClock = Stopwatch.StartNew();
+            var noise = EmbeddingNoise.Sigma(_o.EmbeddingNoise, step, _o.EmbeddingNoiseSteps);
+            optimizer.ZeroGrad();
+            double lossSum = 0;
+            long tokens = 0;
+            for (var micro = 0; micro < _o.GradientAccumulation; micro++)
+            {
+                using var scope = NewDisposeScope();
+                using var batch = _data.Next(_model.Placement.Device);
+                using var generator = new Generator(StepSeed(_o.Seed, step, micro));
+                var result = _objective.Compute(_model, batch, new ObjectiveContext(step, generator, noise));
+                (result.Loss / _o.GradientAccumulation).backward();
+                lossSum += result.Loss.item<float>();
+                tokens += result.Tokens;
+            }
+            var loss = lossSum / _o.GradientAccumulation;
+            var gradNorm = double.NaN;
+            var skip = !double.IsFinite(loss) || IsSpike(loss, recent);
+            if (!skip)
+            {
+                gradNorm = optimizer.ClipGradients(_o.ClipNorm);
+                skip = !double.IsFinite(gradNorm);
+            }
+            if (skip)
+            {
+                skipped++;
+                optimizer.ZeroGrad();
+                _observer.Message($"skipped step {step}: loss {loss:G4}" + (recent.Count > 0 ? $" (recent median {Median(recent):G4})" : "") + (double.IsFinite(gradNorm) || double.IsNaN(gradNorm) ? "" : ", gradient not finite"));
+            }
+            else
+            {
+                optimizer.Step(lr.At(step));
+                recent.Add(loss);
+                if (recent.Count > _o.SpikeWindow) recent.RemoveAt(0);
+            }
+            tokensSeen += tokens;
+            var seconds = stepClock.Elapsed.TotalSeconds;
+            var metrics = new StepMetrics(step, loss, lr.At(step), _objective.BlockSizeAt(step), gradNorm, tokens, tokens / Math.Max(seconds, 1e-9), clock.Elapsed.TotalSeconds, skip, noise);
+            AppendMetrics(metrics);
+            _observer.Step(metrics);
+
+            var done = step + 1;
+            double? metric = null;
+            var checkpointDue = done % _o.CheckpointEvery == 0 || done == _o.Steps;
+            // Every checkpoint gets a validation score so that merging can rank them.
+            if (_validator is not null && (done % _o.EvalEvery == 0 || checkpointDue))
+            {
+                metric = Validate();
+                _observer.Evaluated(done, _validator.Metric, metric.Value);
+            }
+            if (checkpointDue) Save(done, optimizer, recent, skipped, tokensSeen, metric);
+        }
+        return TrainingOutcome.Completed;
+    }
+
+    /// <summary>The weights to save: fp32 masters where the model computes in lower precision.</summary>
+    public static IEnumerable<KeyValuePair<string, Tensor>> SaveableWeights(CausalLM model, AdamW? optimizer)
+    {
+        var weights = model.state_dict();
+        if (optimizer is null || !optimizer.HasSeparateMasters) return weights;
+        var masters = optimizer.Masters.ToDictionary(m => m.Name, m => m.Master);
+        return weights.Select(kv => new KeyValuePair<string, Tensor>(kv.Key, masters.GetValueOrDefault(kv.Key) ?? kv.Value));
+    }
+
+    private double Validate()
+    {
+        _model.eval();
+        try
+        {
+            using var noGrad = no_grad();
+            return _validator!.Evaluate(_model);
+        }
+        finally
+        {
+            _model.train();
+        }
+    }
+
+    private void Save(long step, AdamW optimizer, List<double> recent, long skipped, long tokens, double? metric)
+    {
+        var state = new JsonObject
+        {
+            ["step"] = step,
+            ["optimizer_steps"] = optimizer.StepCount,
+            ["skipped"] = skipped,
+            ["tokens"] = tokens,
+            ["recent_losses"] = new JsonArray(recent.Select(x => (JsonNode?)x).ToArray()),
+            ["data"] = _data.SavePosition(),
+            ["objective"] = _objective.Name,
+            ["seed"] = _o.Seed,
+            ["total_steps"] = _o.Steps,
+        };
+        var info = _store.Save(step, _model.Config, SaveableWeights(_model, optimizer), _tokenizer, state, optimizer.StateTensors(), metric);
+        _store.Prune(_o.KeepLast, _o.KeepBest);
+        _observer.Checkpointed(step, info.Path);
+    }
+
+    private bool IsSpike(double loss, List<double> recent) =>
+        _o.SpikeFactor > 0 && recent.Count >= Math.Min(5, _o.SpikeWindow) && loss > _o.SpikeFactor * Median(recent);
+
+    private static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+
+    /// <summary>SplitMix64 of (seed, step, micro): independent, reproducible streams per micro-batch.</summary>
+    public static ulong StepSeed(long seed, long step, int micro)
+    {
+        var z = (ulong)seed * 0x9E3779B97F4A7C15UL ^ (ulong)step * 0xBF58476D1CE4E5B9UL ^ (ulong)micro * 0x94D049BB133111EBUL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
+    }
+
+    private void AppendMetrics(StepMetrics m)
+    {
+        var line = new JsonObject
+        {
+            ["step"] = m.Step,
+            ["loss"] = double.IsFinite(m.Loss) ? m.Loss : null,
+            ["lr"] = m.LearningRate,
+            ["block_size"] = m.BlockSize,
+            ["grad_norm"] = double.IsFinite(m.GradNorm) ? m.GradNorm : null,
+            ["tokens"] = m.Tokens,
+            ["tokens_per_second"] = Math.Round(m.TokensPerSecond, 1),
+            ["elapsed_seconds"] = Math.Round(m.Seconds, 3),
+            ["skipped"] = m.Skipped,
+            ["embedding_noise"] = m.EmbeddingNoise,
+        };
+        File.AppendAllText(_metricsPath, line.ToJsonString() + "\n");
+    }
+
+    /// <summary>On resume, drop metric lines of steps that will be run again.</summary>
+    private void TruncateMetrics(long fromStep)
+    {
+        if (!File.Exists(_metricsPath)) return;
+        var kept = File.ReadLines(_metricsPath).Where(l => JsonNode.Parse(l)?["step"]?.GetValue<long>() < fromStep).ToList();
+        AtomicFile.WriteAllText(_metricsPath, kept.Count == 0 ? "" : string.Join("\n", kept) + "\n");
+    }
+}
