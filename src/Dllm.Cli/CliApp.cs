@@ -19,6 +19,11 @@ public static class CliApp
     private static IEnumerable<Command> Verbs()
     {
         yield return GenerateCommand.Build();
+        yield return ChatCommand.Build();
+        yield return ConvertCommand.Build();
+        yield return EvalCommand.Build();
+        yield return PretrainCommand.Build();
+        yield return MergeCommand.Build();
         yield return InspectCommand.Build();
         yield return ImportLlama2cCommand.Build();
         yield return DoctorCommand.Build();

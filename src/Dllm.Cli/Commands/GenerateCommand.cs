@@ -18,16 +18,22 @@ internal static class GenerateCommand
         var seed = new Option<long>("--seed") { Description = "Random seed for sampling (same seed, same output)", DefaultValueFactory = _ => 0 };
         var stop = new Option<string[]>("--stop") { Description = "Stop when this text appears (repeatable); it is not included in the output", AllowMultipleArgumentsPerToken = false };
         var mode = new Option<DecodeMode>("--mode") { Description = "ar = one token per forward; diffusion = block-wise parallel decoding (dLLM checkpoints); auto picks by checkpoint", DefaultValueFactory = _ => DecodeMode.Auto };
+        var blockSize = new Option<int?>("--block-size") { Description = "Diffusion: tokens decoded in parallel per block (default: the checkpoint's, else 32)" };
+        var threshold = new Option<double>("--threshold") { Description = "Diffusion: unmask every position whose confidence is above this (at least one per step); lower = fewer forwards, riskier", DefaultValueFactory = _ => 0.95 };
+        var maxSteps = new Option<int>("--max-steps-per-block") { Description = "Diffusion: step limit per block; the schedule commits the rest by then", DefaultValueFactory = _ => 32 };
+        var noCache = new Option<bool>("--no-cache") { Description = "Diffusion: recompute the whole window every step (the reference behaviour; slower, same tokens)" };
         var noSpecial = new Option<bool>("--no-bos") { Description = "Do not add the tokenizer's BOS token in front of the prompt" };
         var device = SharedOptions.Device();
         var dtype = SharedOptions.DType();
         var json = SharedOptions.Json();
         var command = new Command("generate",
-            "Continue a prompt with a model. Text streams to stdout as it is produced; --json prints one object with " +
-            "text, token_ids (generated ids only), forwards (decoding forwards, prefill not counted), tokens_per_forward " +
-            "and tokens_per_second.")
+            "Continue a prompt with a model. AR checkpoints decode one token per forward; diffusion checkpoints decode " +
+            "blocks of tokens in parallel (block 32, threshold 0.95, 32 steps per block by default, as LLaDA2.0). Text " +
+            "streams to stdout as it is produced; --json prints one object with text, token_ids (generated ids only), " +
+            "forwards (decoding forwards; the prompt prefill is not counted), tokens_per_forward (generated tokens / " +
+            "forwards) and tokens_per_second.")
         {
-            model, prompt, maxNew, temperature, topK, topP, seed, stop, mode, noSpecial, device, dtype, json,
+            model, prompt, maxNew, temperature, topK, topP, seed, stop, mode, blockSize, threshold, maxSteps, noCache, noSpecial, device, dtype, json,
         };
         command.SetAction((p, cancel) =>
         {
@@ -38,6 +44,9 @@ internal static class GenerateCommand
                 AddSpecialTokens = !p.GetValue(noSpecial),
                 StopStrings = p.GetValue(stop) ?? [],
                 Mode = p.GetValue(mode),
+                Block = new BlockDecodeOptions(
+                    p.GetValue(blockSize) ?? loaded.Model.Config.Diffusion?.BlockSize ?? 32,
+                    p.GetValue(threshold), p.GetValue(maxSteps), UseCache: !p.GetValue(noCache)),
                 Options = new DecodeOptions
                 {
                     MaxNewTokens = p.GetValue(maxNew),

@@ -17,6 +17,8 @@ public sealed record GenerationRequest
     public DecodeOptions Options { get; init; } = new();
     public IReadOnlyList<string> StopStrings { get; init; } = [];
     public DecodeMode Mode { get; init; } = DecodeMode.Auto;
+    /// <summary>Block decoding settings (diffusion mode); null: the checkpoint's block size and the official defaults.</summary>
+    public BlockDecodeOptions? Block { get; init; }
 }
 
 /// <summary>The finished completion of one prompt, with the speed figures every command reports.</summary>

@@ -17,6 +17,10 @@ public static class TextGeneration
         _ => requested,
     };
 
+    /// <summary>The request's block settings, with the block size defaulting to the checkpoint's.</summary>
+    public static BlockDecodeOptions ResolveBlock(LoadedModel model, BlockDecodeOptions? requested) =>
+        requested ?? new BlockDecodeOptions(BlockSize: model.Model.Config.Diffusion?.BlockSize ?? 32);
+
     /// <summary>Decodes all requests together (they must share decoding settings) and streams events.</summary>
     public static IEnumerable<GenerationEvent> Stream(LoadedModel model, IReadOnlyList<GenerationRequest> requests, CancellationToken cancel = default)
     {
@@ -35,7 +39,8 @@ public static class TextGeneration
         var steps = mode switch
         {
             DecodeMode.Ar => ArDecoder.Run(model.Model, prompts, options, (seq, generated) => texts[seq].StopsAt(generated), cancel),
-            _ => throw new DllmException("diffusion decoding is not available in this build yet; use --mode ar"),
+            _ => BlockDecoder.Run(model.Model, prompts, options, ResolveBlock(model, first.Block), model.MaskTokenId!.Value,
+                (seq, generated) => texts[seq].StopsAt(generated), cancel),
         };
         foreach (var step in steps)
         {

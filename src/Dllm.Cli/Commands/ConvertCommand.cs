@@ -1,0 +1,71 @@
+using System.CommandLine;
+using Dllm.Training;
+
+namespace Dllm.Cli.Commands;
+
+internal static class ConvertCommand
+{
+    public static Command Build()
+    {
+        var model = SharedOptions.Model("The AR checkpoint to convert (HF folder)");
+        var data = new Option<string[]>("--data") { Description = "Training text: .txt (one document per line, or documents between '<|endoftext|>' lines), .jsonl ('text' field) or .parquet", Required = true, AllowMultipleArgumentsPerToken = true };
+        var output = new Option<string>("--out", "-o") { Description = "Folder for the converted dLLM checkpoint", Required = true };
+        var schedule = new Option<string?>("--schedule") { Description = "Block-size schedule file (JSON or YAML: {\"phases\": [{\"steps\": N, \"block_size\": B}, ...]}); overrides --steps" };
+        var kind = new Option<string>("--schedule-kind") { Description = "Built-in schedule: wsd (1 -> 4 -> 16 -> 64 -> L, stable at L, decay to --block-size), mdlm (B = L throughout), ar (B = 1)", DefaultValueFactory = _ => "wsd" };
+        var seqLen = new Option<int>("--seq-len") { Description = "Training sequence length L (documents are packed to it)", DefaultValueFactory = _ => 256 };
+        var block = new Option<int>("--block-size") { Description = "Final (decay) block size, recorded as the model's decoding default", DefaultValueFactory = _ => 32 };
+        var noise = new Option<double>("--embedding-noise") { Description = "Masked-embedding noise std relative to the embedding RMS at step 0, annealed to 0 (0 = off)", DefaultValueFactory = _ => 0.1 };
+        var noiseSteps = new Option<double>("--embedding-noise-fraction") { Description = "Fraction of the steps over which the embedding noise anneals to 0", DefaultValueFactory = _ => 0.1 };
+        var noDocMask = new Option<bool>("--no-document-mask") { Description = "Let packed documents attend to each other (ablation; the default masks across documents)" };
+        var train = new TrainingOptionsBinder();
+        var command = new Command("convert",
+            "Convert an AR checkpoint into a block-diffusion LM (LLaDA2.0 method): add a MASK token, then train with the " +
+            "block-diffusion loss while the block size follows the warmup-stable-decay schedule (1 -> ... -> L -> 32). " +
+            "Progress, validation NELBO and atomic checkpoints go to the run folder; --resume continues exactly.")
+        {
+            model, data, output, schedule, kind, seqLen, block, noise, noiseSteps, noDocMask,
+        };
+        foreach (var o in train.All) command.Options.Add(o);
+        command.SetAction((p, cancel) =>
+        {
+            var trainer = train.Bind(p);
+            trainer = trainer with
+            {
+                EmbeddingNoise = p.GetValue(noise),
+                EmbeddingNoiseSteps = (long)(trainer.Steps * p.GetValue(noiseSteps)),
+            };
+            var options = new ConversionOptions
+            {
+                Model = p.GetValue(model)!,
+                Data = p.GetValue(data)!,
+                Output = p.GetValue(output)!,
+                RunDirectory = p.GetValue(train.RunDir),
+                ScheduleFile = p.GetValue(schedule),
+                ScheduleKind = p.GetValue(kind)!,
+                SequenceLength = p.GetValue(seqLen),
+                BlockSize = p.GetValue(block),
+                Trainer = trainer,
+                DocumentMask = !p.GetValue(noDocMask),
+                Resume = p.GetValue(train.Resume),
+            };
+            var view = new TrainingProgressView(Output.Out(p), Output.IsInteractive(p));
+            var result = view.Run("converting", () => ConversionJob.Run(options, view, cancel));
+            return Task.FromResult(Report(p, result));
+        });
+        return command;
+    }
+
+    internal static int Report(ParseResult p, JobResult result)
+    {
+        var o = Output.Out(p);
+        switch (result.Outcome)
+        {
+            case TrainingOutcome.Completed:
+                o.WriteLine($"wrote {Path.GetFullPath(result.Output)}" + (result.ValidationMetric is { } m ? $" ({result.Metric} {m:F4}, ppl bound {Math.Exp(m):F2})" : ""));
+                return 0;
+            default:
+                Output.Err(p).WriteLine($"stopped early; checkpoint saved in {result.RunDirectory}: rerun with --resume to continue");
+                return 130;
+        }
+    }
+}

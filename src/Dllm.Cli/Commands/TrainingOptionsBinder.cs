@@ -1,0 +1,43 @@
+using System.CommandLine;
+using Dllm.Training;
+
+namespace Dllm.Cli.Commands;
+
+/// <summary>The trainer's flags, shared by pretrain, convert and the fine-tuning verbs.</summary>
+internal sealed class TrainingOptionsBinder
+{
+    public Option<long> Steps { get; } = new("--steps") { Description = "Optimizer steps (ignored when --schedule gives the phases)", DefaultValueFactory = _ => 300 };
+    public Option<int> BatchSize { get; } = new("--batch-size") { Description = "Sequences per micro-batch", DefaultValueFactory = _ => 8 };
+    public Option<int> Accumulate { get; } = new("--grad-accum") { Description = "Micro-batches per optimizer step", DefaultValueFactory = _ => 1 };
+    public Option<double> LearningRate { get; } = new("--lr") { Description = "Peak learning rate (warm-up 5%, constant, linear decay over the last 20% to 10%)", DefaultValueFactory = _ => 3e-4 };
+    public Option<double> WeightDecay { get; } = new("--weight-decay") { Description = "AdamW weight decay on matrices", DefaultValueFactory = _ => 0.1 };
+    public Option<double> Clip { get; } = new("--clip") { Description = "Gradient-norm clipping (0 = off)", DefaultValueFactory = _ => 1.0 };
+    public Option<long> Seed { get; } = new("--seed") { Description = "Seed for data order, masks and noise (same seed, same run)", DefaultValueFactory = _ => 0 };
+    public Option<string> Device { get; } = SharedOptions.Device();
+    public Option<string> ComputeDType { get; } = new("--dtype") { Description = "Compute dtype: float32, or bfloat16 (fp32 master weights and optimizer state either way)", DefaultValueFactory = _ => "float32" };
+    public Option<long> EvalEvery { get; } = new("--eval-every") { Description = "Validation every N steps (and at every checkpoint)", DefaultValueFactory = _ => 50 };
+    public Option<long> CheckpointEvery { get; } = new("--checkpoint-every") { Description = "Atomic checkpoint every N steps", DefaultValueFactory = _ => 100 };
+    public Option<int> KeepLast { get; } = new("--keep-last") { Description = "Periodic checkpoints to keep besides the best ones (0 = all)", DefaultValueFactory = _ => 3 };
+    public Option<double> SpikeFactor { get; } = new("--spike-factor") { Description = "Skip a step whose loss exceeds this multiple of the recent median (0 = off)", DefaultValueFactory = _ => 3.0 };
+    public Option<bool> Resume { get; } = new("--resume") { Description = "Continue the run in the run folder from its latest checkpoint (exactly)" };
+    public Option<string?> RunDir { get; } = new("--run-dir") { Description = "Folder for checkpoints, metrics.jsonl and the token cache (default: <out>-run)" };
+
+    public IEnumerable<Option> All => [Steps, BatchSize, Accumulate, LearningRate, WeightDecay, Clip, Seed, Device, ComputeDType, EvalEvery, CheckpointEvery, KeepLast, SpikeFactor, Resume, RunDir];
+
+    public TrainerOptions Bind(ParseResult p) => new()
+    {
+        Steps = p.GetValue(Steps),
+        BatchSize = p.GetValue(BatchSize),
+        GradientAccumulation = p.GetValue(Accumulate),
+        PeakLearningRate = p.GetValue(LearningRate),
+        AdamW = new AdamWOptions(WeightDecay: p.GetValue(WeightDecay)),
+        ClipNorm = p.GetValue(Clip),
+        Seed = p.GetValue(Seed),
+        Device = p.GetValue(Device)!,
+        ComputeDType = p.GetValue(ComputeDType)!,
+        EvalEvery = p.GetValue(EvalEvery),
+        CheckpointEvery = p.GetValue(CheckpointEvery),
+        KeepLast = p.GetValue(KeepLast),
+        SpikeFactor = p.GetValue(SpikeFactor),
+    };
+}

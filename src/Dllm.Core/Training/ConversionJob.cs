@@ -1,0 +1,109 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Dllm.Config;
+using Dllm.Data;
+using Dllm.Diffusion;
+using Dllm.IO;
+using Dllm.Models;
+
+namespace Dllm.Training;
+
+/// <summary>Everything `dllm convert` needs to know.</summary>
+public sealed record ConversionOptions
+{
+    public required string Model { get; init; }
+    public required IReadOnlyList<string> Data { get; init; }
+    public required string Output { get; init; }
+    /// <summary>Checkpoints, metrics and the token cache; default: "&lt;output&gt;-run".</summary>
+    public string? RunDirectory { get; init; }
+    public string? ScheduleFile { get; init; }
+    /// <summary>"wsd" (METHOD.md §3), "mdlm" (straight to B = L, no warm-up or decay) or "ar" (B = 1 throughout).</summary>
+    public string ScheduleKind { get; init; } = "wsd";
+    public int SequenceLength { get; init; } = 256;
+    /// <summary>Block size the decay phase ends at; recorded in config.json as the default decoding block.</summary>
+    public int BlockSize { get; init; } = 32;
+    public TrainerOptions Trainer { get; init; } = new();
+    public bool DocumentMask { get; init; } = true;
+    public double ValidationFraction { get; init; } = 0.02;
+    public int ValidationRows { get; init; } = 32;
+    public bool Resume { get; init; }
+
+    public string ResolvedRunDirectory => RunDirectory ?? Path.TrimEndingDirectorySeparator(Path.GetFullPath(Output)) + "-run";
+}
+
+/// <summary>The finished conversion: where the model went and what validation said.</summary>
+public sealed record JobResult(string Output, string RunDirectory, TrainingOutcome Outcome, double? ValidationMetric, string Metric, BlockSchedule? Schedule);
+
+/// <summary>
+/// AR checkpoint -> block-diffusion checkpoint (METHOD.md §2-3): add a MASK token, tokenize the data
+/// once, train with the block-diffusion objective under the WSD block schedule, then write the final
+/// weights as an HF folder whose config records mask_token_id and the decoding block size.
+/// </summary>
+public static class ConversionJob
+{
+    public static JobResult Run(ConversionOptions o, ITrainingObserver? observer = null, CancellationToken cancel = default)
+    {
+        observer ??= NullObserver.Instance;
+        var run = o.ResolvedRunDirectory;
+        var store = new CheckpointStore(run);
+        var resumeFrom = JobSupport.PrepareRunDirectory(store, run, o.Resume);
+        var load = new LoadOptions(o.Trainer.Device, o.Trainer.ComputeDType);
+        using var loaded = LoadedModel.Load(resumeFrom?.Path ?? o.Model, load);
+        if (loaded.Model.Config.IsDiffusion && resumeFrom is null)
+            observer.Message($"{o.Model} is already a diffusion LM; training continues from it");
+        loaded.EnsureMaskToken();
+        var maskId = loaded.MaskTokenId!.Value;
+        var L = o.SequenceLength;
+        if (L > loaded.Model.Config.MaxPositionEmbeddings)
+            throw new DllmException($"sequence length {L} exceeds the model's context ({loaded.Model.Config.MaxPositionEmbeddings})");
+
+        var schedule = ResolveSchedule(o, L);
+        schedule.Validate(L);
+        var trainerOptions = o.Trainer with { Steps = schedule.TotalSteps };
+        observer.Message($"block schedule: {schedule.Describe()}");
+
+        using var corpus = JobSupport.Corpus(o.Data, loaded.Tokenizer, run, o.ValidationFraction, o.Trainer.Seed, observer);
+        var source = new PackedBatchSource(corpus.Train(L), o.Trainer.BatchSize, o.Trainer.Seed, o.DocumentMask);
+        var evalBlock = Math.Min(o.BlockSize, L);
+        var validator = corpus.ValidTokens >= L
+            ? new DiffusionValidator(PackedBatchSource.Rows(corpus.Valid(L), o.ValidationRows), evalBlock, maskId, seed: o.Trainer.Seed + 1)
+            : null;
+        if (validator is null) observer.Message("validation split too small for one sequence: no validation metric, checkpoints cannot be ranked");
+
+        WritePlan(run, o, schedule, trainerOptions);
+        var objective = new BlockDiffusionObjective(schedule, maskId, new NoiseOptions());
+        var trainer = new Trainer(loaded.Model, loaded.Tokenizer, objective, source, validator, trainerOptions, run, observer);
+        var outcome = trainer.Run(resumeFrom, cancel);
+        if (outcome != TrainingOutcome.Completed)
+            return new JobResult(o.Output, run, outcome, null, validator?.Metric ?? "", schedule);
+
+        var final = store.Latest()!;
+        JobSupport.WriteFinal(final.Path, o.Output, config => config with { Diffusion = new DiffusionSettings(evalBlock) });
+        return new JobResult(o.Output, run, outcome, final.Metric, validator?.Metric ?? "", schedule);
+    }
+
+    private static BlockSchedule ResolveSchedule(ConversionOptions o, int L)
+    {
+        if (o.ScheduleFile is not null) return BlockSchedule.Load(o.ScheduleFile);
+        var steps = o.Trainer.Steps;
+        return o.ScheduleKind switch
+        {
+            "wsd" => BlockSchedule.Wsd(steps, L, o.BlockSize),
+            "mdlm" => BlockSchedule.Constant(steps, L, "mdlm"),
+            "ar" => BlockSchedule.Constant(steps, 1, "ar"),
+            _ => throw new DllmException($"unknown schedule '{o.ScheduleKind}': use wsd, mdlm or ar, or pass --schedule FILE"),
+        };
+    }
+
+    private static void WritePlan(string run, ConversionOptions o, BlockSchedule schedule, TrainerOptions t) =>
+        JobSupport.WritePlan(run, new JsonObject
+        {
+            ["job"] = "convert",
+            ["model"] = Path.GetFullPath(o.Model),
+            ["data"] = new JsonArray(o.Data.Select(d => (JsonNode?)Path.GetFullPath(d)).ToArray()),
+            ["sequence_length"] = o.SequenceLength,
+            ["block_size"] = o.BlockSize,
+            ["document_mask"] = o.DocumentMask,
+            ["schedule"] = schedule.ToJson(),
+        }, t);
+}

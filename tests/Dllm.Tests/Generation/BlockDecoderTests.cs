@@ -1,0 +1,185 @@
+using Dllm.Attention;
+using Dllm.Generation;
+using Dllm.Models;
+using Dllm.Runtime;
+using static TorchSharp.torch;
+
+namespace Dllm.Tests.Generation;
+
+public class BlockDecoderTests
+{
+    private const int Mask = 271;
+
+    public BlockDecoderTests() => TorchRuntime.EnsureLoaded();
+
+    /// <summary>Random weights with a large scale, so confidences spread over (0, 1] and thresholds matter.</summary>
+    private static CausalLM Peaky(string arch = "llada2", long seed = 3)
+    {
+        var model = TinyConfigs.Model(arch, seed);
+        using var noGrad = no_grad();
+        model.OutputWeight.mul_(12);
+        return model;
+    }
+
+    private static IReadOnlyList<DecodedSequence> Decode(CausalLM model, int[][] prompts, BlockDecodeOptions block, int maxNew = 12, int[]? stops = null) =>
+        DecodeCollector.Collect(BlockDecoder.Run(model, prompts, new DecodeOptions { MaxNewTokens = maxNew, StopTokenIds = stops ?? [] }, block, Mask), prompts.Length);
+
+    /// <summary>
+    /// LLaDA2.0's reference generate, transcribed: batch 1, the whole canvas recomputed every step under
+    /// the block-lower-triangular mask, blocks at absolute multiples of B, strict threshold, the
+    /// B / steps transfer schedule, stop after the block that holds EOS.
+    /// </summary>
+    private static List<int> Reference(CausalLM model, int[] prompt, int b, double threshold, int steps, int genLength, int eos)
+    {
+        using var noGrad = no_grad();
+        var p = prompt.Length;
+        var blocks = (p + genLength + b - 1) / b;
+        var x = prompt.Concat(Enumerable.Repeat(Mask, blocks * b - p)).ToArray();
+        steps = Math.Min(steps, genLength);
+        var num = Enumerable.Range(0, steps).Select(s => b / steps + (s < b % steps ? 1 : 0)).ToArray();
+        for (var nb = p / b; nb < blocks; nb++)
+        {
+            var end = (nb + 1) * b;
+            for (var step = 0; step < steps; step++)
+            {
+                var active = Enumerable.Range(end - b, b).Where(i => x[i] == Mask).ToList();
+                if (active.Count == 0) break;
+                using var scope = NewDisposeScope();
+                var pos = arange(end);
+                var logits = model.Forward(tensor(x.Take(end).Select(v => (long)v).ToArray()).unsqueeze(0), pos, AttentionMasks.BlockCausal(pos, pos, b))[0];
+                logits.select(-1, Mask).fill_(float.NegativeInfinity);
+                var probs = logits.softmax(-1);
+                var (pv, pi) = probs.max(-1);
+                var conf = pv.data<float>().ToArray();
+                var x0 = pi.data<long>().ToArray();
+                var high = active.Where(i => conf[i] > threshold).ToList();
+                var transfer = high.Count >= num[step] && high.Count > 0 ? high
+                    : active.OrderByDescending(i => conf[i]).ThenBy(i => i).Take(Math.Max(1, Math.Min(num[step], active.Count))).ToList();
+                foreach (var i in transfer) x[i] = (int)x0[i];
+            }
+            if (x.Skip(p).Take(end - p).Contains(eos)) break;
+        }
+        var generated = x.Skip(p).Take(genLength).ToList();
+        var at = generated.IndexOf(eos);
+        return at >= 0 ? generated.Take(at).ToList() : generated;
+    }
+
+    [Theory]
+    [InlineData(4, 0.95, 4)]
+    [InlineData(4, 0.3, 4)]
+    [InlineData(8, 0.5, 3)]
+    [InlineData(1, 0.9, 32)]
+    [InlineData(3, 0.0, 32)]
+    public void CachedDecodingMatchesTheReferenceGenerate(int b, double threshold, int steps)
+    {
+        using var model = Peaky();
+        int[][] prompts = [[5, 6, 7], [9, 10, 11, 12, 13, 14, 15, 16], [20]];
+        var eos = 263;
+        foreach (var prompt in prompts)
+        {
+            var expected = Reference(model, prompt, b, threshold, steps, 13, eos);
+            var cached = Decode(model, [prompt], new BlockDecodeOptions(b, threshold, steps), 13, [eos])[0].Tokens;
+            var uncached = Decode(model, [prompt], new BlockDecodeOptions(b, threshold, steps, UseCache: false), 13, [eos])[0].Tokens;
+            Assert.Equal(expected, cached);
+            Assert.Equal(expected, uncached);
+        }
+    }
+
+    [Theory]
+    [InlineData("llada2")]
+    [InlineData("qwen3")]
+    public void ABatchEqualsEachPromptAlone(string arch)
+    {
+        using var model = Peaky(arch);
+        int[][] prompts = [[5, 6, 7], [9, 10, 11, 12, 13, 14, 15, 16, 17], [20], [30, 31, 32, 33]];
+        var block = new BlockDecodeOptions(4, 0.4, 4);
+        var batch = Decode(model, prompts, block, 14, [263]);
+        for (var i = 0; i < prompts.Length; i++)
+            Assert.Equal(Decode(model, [prompts[i]], block, 14, [263])[0].Tokens, batch[i].Tokens);
+    }
+
+    [Fact]
+    public void ThresholdOneUnmasksExactlyOneTokenPerStep()
+    {
+        using var model = Peaky();
+        var steps = BlockDecoder.Run(model, [[5, 6, 7]], new DecodeOptions { MaxNewTokens = 9 }, new BlockDecodeOptions(4, 1.0, 32), Mask).ToList();
+        var decoding = steps.SelectMany(s => s.Updates).Where(u => u.Finished is null).ToList();
+        Assert.All(decoding, u => Assert.Single(u.Positions));
+        var result = DecodeCollector.Collect(steps, 1)[0];
+        // Prompt of 3 with B = 4: the first block has one MASK, then blocks of 4 until 9 tokens are covered.
+        Assert.Equal(9, result.Tokens.Length);
+        Assert.Equal(1 + 4 + 4, steps.Max(s => s.Forward));
+    }
+
+    [Fact]
+    public void BlockSizeOneTakesOneForwardPerToken()
+    {
+        using var model = Peaky();
+        var steps = BlockDecoder.Run(model, [[5, 6, 7]], new DecodeOptions { MaxNewTokens = 7 }, new BlockDecodeOptions(1, 0.0, 32), Mask).ToList();
+        Assert.Equal(7, DecodeCollector.Collect(steps, 1)[0].Tokens.Length);
+        Assert.Equal(7, steps.Max(s => s.Forward));
+    }
+
+    [Fact]
+    public void ZeroThresholdDecodesAWholeBlockPerForward()
+    {
+        using var model = Peaky();
+        var steps = BlockDecoder.Run(model, [[5, 6, 7, 8]], new DecodeOptions { MaxNewTokens = 16 }, new BlockDecodeOptions(8, 0.0, 32), Mask).ToList();
+        Assert.Equal(16, DecodeCollector.Collect(steps, 1)[0].Tokens.Length);
+        Assert.Equal(3, steps.Max(s => s.Forward));   // 4 MASKs sharing the prompt's block, then two full blocks
+    }
+
+    [Fact]
+    public void EosInTheMiddleOfABlockDropsWhatFollowsAndStopsAfterThatBlock()
+    {
+        using var model = Peaky();
+        var block = new BlockDecodeOptions(4, 0.95, 4);
+        var free = Decode(model, [[5, 6, 7, 8]], block, 12)[0].Tokens;
+        // Use the token at generated position 5 (the middle of the second block) as the stop token.
+        var stop = free[5];
+        var firstAt = Array.IndexOf(free, stop);
+        var steps = BlockDecoder.Run(model, [[5, 6, 7, 8]], new DecodeOptions { MaxNewTokens = 12, StopTokenIds = [stop] }, block, Mask).ToList();
+        var result = DecodeCollector.Collect(steps, 1)[0];
+        Assert.Equal(FinishReason.Stop, result.Finish);
+        Assert.Equal(free.Take(firstAt), result.Tokens);
+        var blockOfStop = firstAt / 4;
+        Assert.DoesNotContain(steps.SelectMany(s => s.Updates), u => u.Positions.Any(p => p >= (blockOfStop + 1) * 4));
+    }
+
+    [Fact]
+    public void LowerThresholdsNeverNeedMoreForwardsOnAFixedSet()
+    {
+        using var model = Peaky();
+        int[][] prompts = [[5, 6, 7], [40, 41, 42, 43, 44], [100], [7, 7, 7, 7, 7, 7, 7, 7]];
+        var previous = int.MaxValue;
+        foreach (var threshold in new[] { 1.0, 0.95, 0.9, 0.7, 0.5, 0.2, 0.0 })
+        {
+            var forwards = prompts.Sum(p => BlockDecoder.Run(model, [p], new DecodeOptions { MaxNewTokens = 16 }, new BlockDecodeOptions(8, threshold, 8), Mask).Max(s => s.Forward));
+            Assert.True(forwards <= previous, $"threshold {threshold} took {forwards} forwards, more than {previous}");
+            previous = forwards;
+        }
+    }
+
+    [Fact]
+    public void PromptThatLeavesNoRoomForABlockIsAClearError()
+    {
+        using var model = Peaky();
+        var prompt = Enumerable.Repeat(5, 128).ToArray();   // context 128: the whole context is prompt
+        var e = Assert.Throws<DllmException>(() => BlockDecoder.Run(model, [prompt], new DecodeOptions(), new BlockDecodeOptions(64), Mask).ToList());
+        Assert.Contains("context", e.Message);
+    }
+
+    [Fact]
+    public void TransferScheduleCommitsEveryMaskWithinTheStepLimit()
+    {
+        var o = new BlockDecodeOptions(32, 0.95, 8);
+        Assert.Equal(32, Enumerable.Range(0, 8).Sum(o.MinimumTransfers));
+        var o2 = new BlockDecodeOptions(5, 0.95, 3);
+        Assert.Equal(new[] { 2, 2, 1 }, Enumerable.Range(0, 3).Select(o2.MinimumTransfers));
+        var undecided = new[] { true, false, true, true };
+        float[] conf = [0.2f, 0.99f, 0.97f, 0.5f];
+        Assert.Equal(new[] { 2 }, BlockDecoder.SelectTransfers(undecided, conf, new BlockDecodeOptions(4, 0.95, 4), 0));
+        Assert.Equal(new[] { 2, 3 }, BlockDecoder.SelectTransfers(undecided, conf, new BlockDecodeOptions(4, 0.95, 2), 0));
+        Assert.Equal(new[] { 3 }, BlockDecoder.SelectTransfers([true, false, false, true], [0.2f, 0f, 0f, 0.5f], new BlockDecodeOptions(4, 0.95, 4), 0));
+    }
+}
