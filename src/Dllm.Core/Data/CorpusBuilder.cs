@@ -60,13 +60,18 @@ internal static class CorpusBuilder
         if (chunk.Count > 0) yield return chunk;
     }
 
+    private static IReadOnlyList<int> WithoutTrailingEos(IReadOnlyList<int> tokens, int? eos) =>
+        tokens.Count > 0 && tokens[^1] == eos ? tokens.Take(tokens.Count - 1).ToArray() : tokens;
+
     private static IReadOnlyList<int>[] Encode(List<string> chunk, TextTokenizer tokenizer)
     {
         var encoded = new IReadOnlyList<int>[chunk.Count];
         try
         {
             // TextTokenizer is immutable and thread-safe, so documents of a chunk encode independently.
-            Parallel.For(0, chunk.Count, i => encoded[i] = tokenizer.Encode(chunk[i], addSpecialTokens: false));
+            // Special tokens as the tokenizer adds them (BOS for Llama-style models, which saw it in
+            // pre-training); the EOS that ends every document is appended by the split writer.
+            Parallel.For(0, chunk.Count, i => encoded[i] = WithoutTrailingEos(tokenizer.Encode(chunk[i], addSpecialTokens: true), tokenizer.EosId));
         }
         catch (AggregateException e) when (e.InnerExceptions.Count == 1)
         {

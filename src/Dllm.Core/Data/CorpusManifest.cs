@@ -43,7 +43,7 @@ internal sealed record CorpusManifest(int Version, CorpusRecipe Recipe, int EosI
     public const string FileName = "manifest.json";
 
     /// <summary>Bump when the cache layout changes, so older caches are rebuilt instead of misread.</summary>
-    public const int CurrentVersion = 1;
+    public const int CurrentVersion = 2;
 
     private static readonly JsonSerializerOptions Json = new()
     {

@@ -18,9 +18,9 @@ internal static class CorpusFiles
         return path;
     }
 
-    /// <summary>Each document's tokens as the cache must store them: Encode without special tokens, then EOS.</summary>
+    /// <summary>Each document's tokens as the cache must store them: Encode with the tokenizer's special tokens (BOS), then EOS.</summary>
     public static int[] Expected(TextTokenizer tokenizer, string document) =>
-        [.. tokenizer.Encode(document, addSpecialTokens: false), tokenizer.EosId!.Value];
+        [.. tokenizer.Encode(document, addSpecialTokens: true), tokenizer.EosId!.Value];
 
     /// <summary>The whole training token stream, read back through windows of length 1.</summary>
     public static int[] TrainStream(TokenCorpus corpus)

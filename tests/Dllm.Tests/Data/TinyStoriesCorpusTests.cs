@@ -25,7 +25,7 @@ public class TinyStoriesCorpusTests(ITestOutputHelper output)
         Assert.StartsWith("One day, a little girl named Lily found a needle", documents[0]);
         Assert.Equal(2316, corpus.TrainDocuments + corpus.ValidDocuments);
         Assert.InRange(corpus.ValidDocuments, 20, 80); // 2% of 2316 is about 46
-        long expectedTokens = documents.Sum(d => (long)tokenizer.Encode(d, addSpecialTokens: false).Count + 1);
+        long expectedTokens = documents.Sum(d => (long)tokenizer.Encode(d, addSpecialTokens: true).Count + 1);
         Assert.Equal(expectedTokens, corpus.TrainTokens + corpus.ValidTokens);
         Assert.Equal(corpus.ValidTokens, corpus.ValidationDocuments().Sum(d => (long)d.Length));
         Assert.Equal(corpus.TrainTokens * sizeof(int), new FileInfo(Path.Combine(dir.File("cache"), "train.tokens")).Length);
