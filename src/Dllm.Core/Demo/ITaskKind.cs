@@ -1,0 +1,9 @@
+namespace Dllm.Demo;
+
+/// <summary>One family of checkable tasks: draws a random instance with its exact answer.</summary>
+internal interface ITaskKind
+{
+    string Name { get; }
+
+    DemoTask Next(SplitMix64 rng);
+}

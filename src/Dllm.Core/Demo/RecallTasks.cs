@@ -1,0 +1,21 @@
+namespace Dllm.Demo;
+
+/// <summary>
+/// "Keys: q=7 b=3 x=9. What is b? ->" -> " 3": 2 to 6 distinct one-letter keys in random order, each with
+/// a digit value (values may repeat); the question names one of the keys.
+/// </summary>
+internal sealed class RecallTasks : ITaskKind
+{
+    private static readonly char[] Letters = "abcdefghijklmnopqrstuvwxyz".ToCharArray();
+
+    public string Name => "recall";
+
+    public DemoTask Next(SplitMix64 rng)
+    {
+        List<char> keys = rng.Sample(Letters, rng.Between(2, 6));
+        int[] values = keys.Select(_ => rng.Next(10)).ToArray();
+        int asked = rng.Next(keys.Count);
+        string pairs = string.Join(' ', keys.Select((k, i) => $"{k}={values[i]}"));
+        return new DemoTask(Name, $"Keys: {pairs}. What is {keys[asked]}? ->", $" {values[asked]}");
+    }
+}

@@ -1,0 +1,257 @@
+using System.Globalization;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using Dllm.Demo;
+
+namespace Dllm.Tests.Demo;
+
+[Collection(DemoCollection.Name)]
+public sealed class SyntheticCorpusTests(DemoFixture data)
+{
+    public static TheoryData<string> Kinds => new(SyntheticCorpus.Kinds);
+
+    [Fact]
+    public void KindsAreTheFourDocumentedOnes() =>
+        Assert.Equal(["arithmetic", "copy", "reverse", "recall"], SyntheticCorpus.Kinds);
+
+    [Fact]
+    public void TheSameSeedGivesTheSameStoriesAndTasks()
+    {
+        Assert.Equal(SyntheticCorpus.Stories(200, 5), SyntheticCorpus.Stories(200, 5));
+        foreach (string kind in SyntheticCorpus.Kinds)
+            Assert.Equal(SyntheticCorpus.Tasks(kind, 200, 5), SyntheticCorpus.Tasks(kind, 200, 5));
+    }
+
+    [Fact]
+    public void AnotherSeedGivesOtherStoriesAndTasks()
+    {
+        int shared = SyntheticCorpus.Stories(200, 5).Intersect(SyntheticCorpus.Stories(200, 6)).Count();
+        Assert.True(shared < 5, $"{shared} of 200 stories are the same for seeds 5 and 6");
+        foreach (string kind in SyntheticCorpus.Kinds)
+            Assert.NotEqual(SyntheticCorpus.Tasks(kind, 50, 5), SyntheticCorpus.Tasks(kind, 50, 6));
+    }
+
+    [Fact]
+    public void EnumeratingTwiceGivesTheSameItemsAndALongerRunExtendsAShorterOne()
+    {
+        IEnumerable<string> stories = SyntheticCorpus.Stories(30, 5);
+        Assert.Equal(stories.ToList(), stories.ToList());
+        Assert.Equal(stories, SyntheticCorpus.Stories(60, 5).Take(30));
+        IEnumerable<DemoTask> tasks = SyntheticCorpus.Tasks("recall", 30, 5);
+        Assert.Equal(tasks.ToList(), tasks.ToList());
+    }
+
+    [Fact]
+    public void WrittenFilesAreByteIdenticalForTheSameSeedAndDifferForAnother()
+    {
+        using var first = new TempDirectory();
+        using var second = new TempDirectory();
+        using var other = new TempDirectory();
+        SyntheticCorpus.Write(first.Path, DemoFixture.Options);
+        SyntheticCorpus.Write(second.Path, DemoFixture.Options);
+        SyntheticCorpus.Write(other.Path, DemoFixture.Options with { Seed = 100 });
+        string[] files = [SyntheticCorpus.TrainFile, SyntheticCorpus.ValidFile, SyntheticCorpus.TrainTasksFile, SyntheticCorpus.TestTasksFile];
+        Assert.Equal(files.Order(StringComparer.Ordinal), Directory.GetFiles(first.Path).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        foreach (string file in files)
+        {
+            Assert.Equal(File.ReadAllBytes(first.File(file)), File.ReadAllBytes(second.File(file)));
+            Assert.NotEqual(File.ReadAllBytes(first.File(file)), File.ReadAllBytes(other.File(file)));
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void EveryAnswerIsRightWhenRecomputedFromThePromptText(string kind)
+    {
+        List<DemoTask> tasks = SyntheticCorpus.Tasks(kind, 2000, 17).ToList();
+        Assert.All(tasks, t => Assert.Equal(kind, t.Kind));
+        Assert.All(tasks, t => Assert.Equal(Solve(t.Prompt), t.Answer));
+        Assert.True(tasks.Select(t => t.Prompt).Distinct().Count() > 1900, "tasks repeat too often");
+    }
+
+    [Fact]
+    public void ArithmeticCoversBothOperatorsAndOneToThreeDigits()
+    {
+        var operands = new HashSet<int>();
+        var operators = new HashSet<string>();
+        foreach (DemoTask task in SyntheticCorpus.Tasks("arithmetic", 2000, 3))
+        {
+            Match m = Regex.Match(task.Prompt, @"^Compute: (\d+) ([+-]) (\d+) =$");
+            operators.Add(m.Groups[2].Value);
+            operands.Add(m.Groups[1].Value.Length);
+            operands.Add(m.Groups[3].Value.Length);
+        }
+        Assert.Equal(["+", "-"], operators.Order(StringComparer.Ordinal));
+        Assert.Equal([1, 2, 3], operands.Order());
+    }
+
+    [Fact]
+    public void HeldOutTasksNeverOccurInTheTrainingText()
+    {
+        // Many tasks and few stories: without the exclusion, small sums like "Compute: 3 + 5 =" would be drawn for both.
+        using var dir = new TempDirectory();
+        var options = new DemoCorpusOptions(Stories: 50, TasksPerKind: 3000, TestTasksPerKind: 200, Seed: 7);
+        SyntheticCorpus.Write(dir.Path, options);
+        string text = File.ReadAllText(dir.File(SyntheticCorpus.TrainFile)) + File.ReadAllText(dir.File(SyntheticCorpus.ValidFile));
+        List<DemoTask> test = ReadTasks(dir.File(SyntheticCorpus.TestTasksFile));
+        List<DemoTask> train = ReadTasks(dir.File(SyntheticCorpus.TrainTasksFile));
+
+        Assert.Equal(SyntheticCorpus.Kinds.Count * options.TestTasksPerKind, test.Count);
+        Assert.Equal(test.Count, test.Select(t => t.Prompt).Distinct().Count());
+        foreach (DemoTask task in test)
+        {
+            Assert.Equal(Solve(task.Prompt), task.Answer);
+            Assert.DoesNotContain(task.Prompt, text, StringComparison.Ordinal);
+        }
+        Assert.Empty(train.Select(t => t.Prompt).Intersect(test.Select(t => t.Prompt)));
+        Assert.Contains(test, t => Regex.IsMatch(t.Prompt, @"^Compute: \d [+-] \d =$")); // the collision-prone kind is there
+    }
+
+    [Fact]
+    public void TheLeakCheckInWriteCatchesAPromptInsideAnyDocument()
+    {
+        DemoTask task = new("arithmetic", "Compute: 4 + 3 =", " 7");
+        HeldOutCheck.Verify(["Compute: 14 + 3 = 17", "Compute: 4 + 35 = 39", "a story"], [task]);
+        Assert.Throws<InvalidOperationException>(() => HeldOutCheck.Verify(["a story", "x Compute: 4 + 3 = 7"], [task]));
+    }
+
+    [Fact]
+    public void FilesHoldTheExpectedDocuments()
+    {
+        DemoCorpusOptions options = DemoFixture.Options;
+        DemoCorpusSummary summary = data.Summary;
+        List<string> train = data.TrainDocuments, valid = SyntheticCorpus.ParseDocuments(data.ValidText);
+        int total = options.Stories + SyntheticCorpus.Kinds.Count * options.TasksPerKind;
+
+        // Counted independently of the parser: one separator line per document, and the file ends with one.
+        Assert.Equal(train.Count, data.TrainText.Split('\n').Count(line => line == SyntheticCorpus.DocumentSeparator));
+        Assert.EndsWith("\n" + SyntheticCorpus.DocumentSeparator + "\n", data.TrainText, StringComparison.Ordinal);
+        Assert.Equal(summary.TrainDocuments, train.Count);
+        Assert.Equal(summary.ValidDocuments, valid.Count);
+        Assert.Equal(total, train.Count + valid.Count);
+        Assert.Equal((int)Math.Round(total * options.ValidationFraction), valid.Count);
+        Assert.Equal(options.Stories, train.Concat(valid).Count(IsStory));
+        Assert.Equal(summary.TrainStories, train.Count(IsStory));
+        Assert.Equal(summary.ValidTasks, valid.Count(d => !IsStory(d)));
+        Assert.Contains(train, d => d.Contains('\n')); // some stories have paragraphs, and they survive the layout
+        Assert.Equal(new FileInfo(data.CorpusFile(SyntheticCorpus.TrainFile)).Length, summary.TrainBytes);
+        Assert.Equal(new FileInfo(data.CorpusFile(SyntheticCorpus.ValidFile)).Length, summary.ValidBytes);
+
+        // tasks_train.jsonl lists exactly the task documents of train.txt, in file order.
+        List<DemoTask> tasks = ReadTasks(data.CorpusFile(SyntheticCorpus.TrainTasksFile));
+        Assert.Equal(summary.TrainTasks, tasks.Count);
+        Assert.Equal(train.Where(d => !IsStory(d)), tasks.Select(t => t.Prompt + t.Answer));
+        Assert.Equal(summary.TestTasks, ReadTasks(data.CorpusFile(SyntheticCorpus.TestTasksFile)).Count);
+    }
+
+    [Fact]
+    public void ParseDocumentsKeepsBlankAndLeadingLinesInsideDocuments()
+    {
+        const string sep = SyntheticCorpus.DocumentSeparator;
+        Assert.Equal(["a\n\nb", "\nc", ""], SyntheticCorpus.ParseDocuments($"a\n\nb\n{sep}\n\nc\n{sep}\n\n{sep}\n"));
+        Assert.Equal(["a", "tail"], SyntheticCorpus.ParseDocuments($"a\n{sep}\ntail"));
+        Assert.Empty(SyntheticCorpus.ParseDocuments(""));
+    }
+
+    [Fact]
+    public void StoriesArePlainAsciiProseOfFourToEightSentences()
+    {
+        foreach (string story in SyntheticCorpus.Stories(1000, 21))
+        {
+            Assert.All(story, c => Assert.True(c == '\n' || c is >= ' ' and <= '~', $"unexpected char U+{(int)c:X4} in: {story}"));
+            int sentences = Regex.Count(story, """[.!?]"?(?=\s|$)""");
+            Assert.InRange(sentences, 4, 8);
+            Assert.Matches(@"^[A-Z]", story);
+            Assert.Matches("""[.!?]"?$""", story);
+            Assert.DoesNotMatch("""[.!?]"? [a-z]""", story); // every sentence starts with a capital
+            Assert.DoesNotContain(":", story);
+            Assert.DoesNotContain("{", story); // no unfilled template slot
+            Assert.DoesNotContain(SyntheticCorpus.DocumentSeparator, story);
+        }
+    }
+
+    [Fact]
+    public void StoriesUseTheHeroesPronouns()
+    {
+        // The hero is the first character named. Unless someone of the other sex shows up, only the hero's pronouns may occur.
+        string[] male = [.. StoryWords.BoyNames, "Dad", "Grandpa", "brother", "old man", "owl"];
+        string[] female = [.. StoryWords.GirlNames, "Mom", "Grandma", "sister", "lady", "dog"];
+        int checkedStories = 0, withPronoun = 0;
+        foreach (string story in SyntheticCorpus.Stories(1000, 23))
+        {
+            string hero = Regex.Match(story, $@"\b({string.Join('|', StoryWords.GirlNames.Concat(StoryWords.BoyNames))})\b").Value;
+            bool girl = StoryWords.GirlNames.Contains(hero);
+            // After these verbs the object is always the hero, whoever else is in the story.
+            foreach (Match m in Regex.Matches(story, @"\b(saw|heard|helped|showed|gave|lifted|with) (him|her)\b"))
+                Assert.True(m.Groups[2].Value == (girl ? "her" : "him"), $"'{m.Value}' about {hero} in: {story}");
+            string[] others = (girl ? male : female).Where(w => w != hero).ToArray();
+            if (others.Any(w => Regex.IsMatch(story, $@"\b{w}\b", RegexOptions.IgnoreCase))) continue;
+            Assert.DoesNotMatch(girl ? @"(?i)\b(he|him|his)\b" : @"(?i)\b(she|her|hers)\b", story);
+            if (Regex.IsMatch(story, girl ? @"(?i)\b(she|her)\b" : @"(?i)\b(he|him|his)\b")) withPronoun++;
+            checkedStories++;
+        }
+        Assert.True(checkedStories > 200, $"only {checkedStories} stories could be checked");
+        Assert.True(withPronoun > checkedStories * 3 / 4, $"only {withPronoun} of {checkedStories} stories refer to the hero by pronoun");
+    }
+
+    [Fact]
+    public void StoriesAreVariedNotRepeated()
+    {
+        List<string> stories = SyntheticCorpus.Stories(3000, 29).ToList();
+        Assert.True(stories.Distinct().Count() > 2990, "stories repeat");
+        int words = stories.SelectMany(s => Regex.Matches(s, "[A-Za-z]+").Select(m => m.Value)).Distinct().Count();
+        Assert.True(words > 350, $"only {words} distinct words");
+        // Every problem of every goal gets used; its fix line is never dropped, so look for that.
+        foreach (Obstacle obstacle in StoryWords.Goals.SelectMany(g => g.Obstacles))
+        {
+            string pattern = string.Join(".+?", Regex.Split(obstacle.Fix, @"\{[A-Z]+\}").Select(Regex.Escape));
+            Assert.True(stories.Any(s => Regex.IsMatch(s, pattern)), $"no story uses the fix '{obstacle.Fix}'");
+        }
+    }
+
+    [Fact]
+    public void BadOptionsAndUnknownKindsAreUserErrors()
+    {
+        using var dir = new TempDirectory();
+        Assert.Throws<DllmException>(() => SyntheticCorpus.Write(dir.Path, new DemoCorpusOptions(Stories: -1)));
+        Assert.Throws<DllmException>(() => SyntheticCorpus.Write(dir.Path, new DemoCorpusOptions(ValidationFraction: 1)));
+        Assert.Throws<DllmException>(() => SyntheticCorpus.Write(dir.Path, new DemoCorpusOptions(ValidationFraction: double.NaN)));
+        Assert.Empty(Directory.GetFiles(dir.Path));
+        Assert.Throws<DllmException>(() => SyntheticCorpus.Tasks("division", 1, 1));
+    }
+
+    /// <summary>The answer, worked out from the prompt text alone.</summary>
+    private static string Solve(string prompt)
+    {
+        Match m;
+        if ((m = Regex.Match(prompt, @"^Compute: (\d{1,3}) ([+-]) (\d{1,3}) =$")).Success)
+        {
+            int a = int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), b = int.Parse(m.Groups[3].Value, CultureInfo.InvariantCulture);
+            int result = m.Groups[2].Value == "+" ? a + b : a - b;
+            Assert.True(result >= 0, prompt);
+            return " " + result.ToString(CultureInfo.InvariantCulture);
+        }
+        if ((m = Regex.Match(prompt, @"^(Copy|Reverse): ([a-z]+(?: [a-z]+){1,4}) ->$")).Success)
+        {
+            string[] words = m.Groups[2].Value.Split(' ');
+            Assert.Equal(words.Length, words.Distinct().Count());
+            return " " + string.Join(' ', m.Groups[1].Value == "Copy" ? words : words.Reverse());
+        }
+        if ((m = Regex.Match(prompt, @"^Keys: ([a-z]=\d(?: [a-z]=\d){1,5})\. What is ([a-z])\? ->$")).Success)
+        {
+            var values = m.Groups[1].Value.Split(' ').ToDictionary(p => p[0], p => p[2]); // throws on a repeated key
+            return " " + values[m.Groups[2].Value[0]];
+        }
+        throw new Xunit.Sdk.XunitException($"prompt in no known format: '{prompt}'");
+    }
+
+    private static bool IsStory(string document) => !Regex.IsMatch(document, "^(Compute|Copy|Reverse|Keys): ");
+
+    private static List<DemoTask> ReadTasks(string path) =>
+        File.ReadAllLines(path).Select(line =>
+        {
+            JsonObject obj = JsonNode.Parse(line)!.AsObject();
+            Assert.Equal(["kind", "prompt", "answer"], obj.Select(p => p.Key));
+            return new DemoTask(obj["kind"]!.GetValue<string>(), obj["prompt"]!.GetValue<string>(), obj["answer"]!.GetValue<string>());
+        }).ToList();
+}
