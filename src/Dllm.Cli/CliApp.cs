@@ -27,6 +27,7 @@ public static class CliApp
         yield return InspectCommand.Build();
         yield return ImportLlama2cCommand.Build();
         yield return DoctorCommand.Build();
+        yield return DemoCommand.Build();
     }
 
     public static int Run(string[] args, TextWriter? stdout = null, TextWriter? stderr = null)
