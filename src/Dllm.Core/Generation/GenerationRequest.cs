@@ -29,10 +29,14 @@ public sealed record GenerationResult(
     int PromptTokens,
     int Forwards,
     double Seconds,
-    DecodeMode Mode)
+    DecodeMode Mode,
+    int StopTokens = 0)
 {
-    /// <summary>Generated tokens per decoding forward (prefill not counted). AR gives 1.</summary>
-    public double TokensPerForward => Forwards == 0 ? 0 : (double)TokenIds.Length / Forwards;
+    /// <summary>
+    /// Decoded tokens per decoding forward (prefill not counted). The stop token counts as decoded
+    /// (the model produced it), so AR gives exactly 1.
+    /// </summary>
+    public double TokensPerForward => Forwards == 0 ? 0 : (double)(TokenIds.Length + StopTokens) / Forwards;
     public double TokensPerSecond => Seconds <= 0 ? 0 : TokenIds.Length / Seconds;
 }
 

@@ -57,6 +57,10 @@ internal sealed class SequenceText(TextTokenizer tokenizer, StopStrings stops)
         return delta;
     }
 
+    /// <summary>1 when the sequence ended on a stop token (held just past the kept tokens), else 0.</summary>
+    public int StopTokenAt(int finalLength, ISet<int> stopIds) =>
+        finalLength >= 0 && finalLength < _prefix.Count && stopIds.Contains(_prefix[finalLength]) ? 1 : 0;
+
     /// <summary>Final text (cut at a stop string) and the tokens kept.</summary>
     public (string Text, int[] Tokens) Final(int finalLength)
     {

@@ -35,6 +35,7 @@ public static class TextGeneration
             PadTokenId = model.PadTokenId,
         };
         var forwards = new int[requests.Count];
+        var stopIds = options.StopTokenIds.ToHashSet();
         var clock = Stopwatch.StartNew();
         var steps = mode switch
         {
@@ -46,14 +47,15 @@ public static class TextGeneration
         {
             foreach (var u in step.Updates)
             {
-                forwards[u.Sequence]++;
+                if (u.Positions.Length > 0) forwards[u.Sequence]++;   // finish-only updates come without a forward
                 var text = texts[u.Sequence];
                 text.Apply(u);
                 GenerationResult? result = null;
                 if (u.Finished is { } finish)
                 {
                     var (final, tokens) = text.Final(u.FinalLength);
-                    result = new GenerationResult(final, tokens, finish, prompts[u.Sequence].Count, forwards[u.Sequence], clock.Elapsed.TotalSeconds, mode);
+                    result = new GenerationResult(final, tokens, finish, prompts[u.Sequence].Count, forwards[u.Sequence], clock.Elapsed.TotalSeconds, mode,
+                        text.StopTokenAt(u.FinalLength, stopIds));
                 }
                 var delta = text.TakeDelta(final: result is not null);
                 if (delta.Length > 0 || result is not null)

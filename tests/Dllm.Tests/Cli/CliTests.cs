@@ -26,8 +26,9 @@ public class CliTests
         var json = a.Json;
         var ids = json["token_ids"]!.AsArray().Select(n => n!.GetValue<int>()).ToArray();
         Assert.InRange(ids.Length, 1, 7);
-        Assert.Equal(ids.Length, json["forwards"]!.GetValue<int>());   // AR: one forward per token
-        Assert.Equal(1.0, json["tokens_per_forward"]!.GetValue<double>());
+        var stopped = json["finish_reason"]!.GetValue<string>() == "stop" ? 1 : 0;
+        Assert.Equal(ids.Length + stopped, json["forwards"]!.GetValue<int>());   // AR: one forward per token, the stop token too
+        Assert.Equal(1.0, json["tokens_per_forward"]!.GetValue<double>());   // a stop token counts as decoded
         Assert.True(json["tokens_per_second"]!.GetValue<double>() > 0);
         Assert.Equal("ar", json["mode"]!.GetValue<string>());
         Assert.NotNull(json["text"]);
