@@ -14,9 +14,9 @@ public sealed record DemoOptions(string Output, bool Quick, long Seed = 1234)
         : new DemoCorpusOptions(Stories: 6000, TasksPerKind: 1500, TestTasksPerKind: 50, Seed: Seed);
     public int VocabSize => Quick ? 512 : 1000;
     public int SequenceLength => 128;
-    public int Hidden => Quick ? 128 : 192;
-    public int Layers => Quick ? 4 : 6;
-    public long PretrainSteps => Quick ? 250 : 1400;
+    public int Hidden => 128;
+    public int Layers => 4;
+    public long PretrainSteps => Quick ? 250 : 1100;
     public long ConvertSteps => Quick ? 200 : 1000;
     public int BatchSize => 16;
     public int BlockSize => Quick ? 8 : 16;

@@ -20,14 +20,15 @@ public static class ArNllEvaluator
         {
             using var scope = NewDisposeScope();
             var n = doc.Tokens.Length;
-            if (n < 2) { progress?.Report(++index); continue; }
+            if (n < 2) { index++; progress?.Report(index); continue; }
             var ids = tensor(doc.Tokens.Select(t => (long)t).ToArray(), device: device);
             var logits = model.Forward(ids.unsqueeze(0))[0].narrow(0, 0, n - 1);
             var ce = nn.functional.cross_entropy(logits, ids.narrow(0, 1, n - 1), reduction: nn.Reduction.None);
             var scored = tensor(doc.Scored.Skip(1).ToArray(), device: device);
             total += ce.masked_select(scored).sum().item<float>();
             tokens += doc.Scored.Skip(1).Count(s => s);
-            progress?.Report(++index);
+            index++;
+            progress?.Report(index);
         }
         return new EvaluationResult(total, tokens, index, 1);
     }

@@ -44,7 +44,8 @@ public static class NelboEvaluator
             // Loss is (sum over the S rows) / (S * scored): the per-token mean over draws.
             total += result.Loss.item<float>() * doc.ScoredCount;
             tokens += doc.ScoredCount;
-            progress?.Report(++index);
+            index++;
+            progress?.Report(index);
         }
         return new EvaluationResult(total, tokens, index, samples);
     }

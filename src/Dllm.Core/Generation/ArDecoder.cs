@@ -12,14 +12,21 @@ namespace Dllm.Generation;
 public static class ArDecoder
 {
     public static IEnumerable<DecodeStep> Run(CausalLM model, IReadOnlyList<IReadOnlyList<int>> prompts, DecodeOptions options,
+        Func<int, IReadOnlyList<int>, bool>? stopWhen = null, CancellationToken cancel = default) =>
+        Run(model, prompts, prompts.Select(_ => options).ToList(), stopWhen, cancel);
+
+    /// <summary>One <see cref="DecodeOptions"/> per prompt (token limits and sampling may differ; stop and pad ids are the first's).</summary>
+    public static IEnumerable<DecodeStep> Run(CausalLM model, IReadOnlyList<IReadOnlyList<int>> prompts, IReadOnlyList<DecodeOptions> perSequence,
         Func<int, IReadOnlyList<int>, bool>? stopWhen = null, CancellationToken cancel = default)
     {
-        options.Validate();
-        using var batch = PromptBatch.Create(prompts, options.PadTokenId, options.MaxNewTokens, model.Config.MaxPositionEmbeddings, model.Placement.Device);
-        var generators = prompts.Select(_ => Sampler.NewGenerator(options.Sampling.Seed)).ToList();
+        foreach (var o in perSequence) o.Validate();
+        var options = perSequence[0];
+        using var batch = PromptBatch.Create(prompts, options.PadTokenId, perSequence.Max(o => o.MaxNewTokens), model.Config.MaxPositionEmbeddings, model.Placement.Device);
+        var generators = perSequence.Select(o => Sampler.NewGenerator(o.Sampling.Seed)).ToList();
         var generated = prompts.Select(_ => new List<int>()).ToArray();
         var active = Enumerable.Range(0, prompts.Count).ToList();    // batch row -> sequence index
         var maxNew = batch.MaxNewTokens;
+        var limits = perSequence.Select(o => Math.Min(o.MaxNewTokens, maxNew)).ToArray();
         var stops = options.StopTokenIds.ToHashSet();
 
         using var cache = new KvCache(model.Config.NumLayers, batch.Width + maxNew);
@@ -42,8 +49,7 @@ public static class ArDecoder
                 float[] confidences;
                 using (var scope = NewDisposeScope())
                 {
-                    var gens = active.Select(s => generators[s]).ToList();
-                    var (t, c) = Sampler.Pick(logits!, options.Sampling, options.Sampling.IsGreedy ? null : gens);
+                    var (t, c) = Sampler.Pick(logits!, active.Select(s => perSequence[s].Sampling).ToList(), active.Select(s => generators[s]).ToList());
                     tokens = t.cpu().data<long>().Select(x => (int)x).ToArray();
                     confidences = c.cpu().data<float>().ToArray();
                 }
@@ -59,7 +65,7 @@ public static class ArDecoder
                     var length = -1;
                     if (stops.Contains(tokens[row])) { finish = FinishReason.Stop; length = position; }
                     else if (stopWhen?.Invoke(seq, generated[seq]) == true) { finish = FinishReason.Stop; length = position + 1; }
-                    else if (position + 1 >= maxNew) { finish = FinishReason.Length; length = position + 1; }
+                    else if (position + 1 >= limits[seq]) { finish = FinishReason.Length; length = position + 1; }
                     else keep.Add(row);
                     updates.Add(new SequenceUpdate(seq, [position], [tokens[row]], [confidences[row]], finish, length));
                 }

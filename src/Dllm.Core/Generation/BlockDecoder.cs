@@ -21,14 +21,21 @@ namespace Dllm.Generation;
 public static class BlockDecoder
 {
     public static IEnumerable<DecodeStep> Run(CausalLM model, IReadOnlyList<IReadOnlyList<int>> prompts, DecodeOptions options,
+        BlockDecodeOptions block, int maskTokenId, Func<int, IReadOnlyList<int>, bool>? stopWhen = null, CancellationToken cancel = default) =>
+        Run(model, prompts, prompts.Select(_ => options).ToList(), block, maskTokenId, stopWhen, cancel);
+
+    /// <summary>One <see cref="DecodeOptions"/> per prompt (token limits and sampling may differ; stop and pad ids are the first's).</summary>
+    public static IEnumerable<DecodeStep> Run(CausalLM model, IReadOnlyList<IReadOnlyList<int>> prompts, IReadOnlyList<DecodeOptions> perSequence,
         BlockDecodeOptions block, int maskTokenId, Func<int, IReadOnlyList<int>, bool>? stopWhen = null, CancellationToken cancel = default)
     {
-        options.Validate();
+        foreach (var o in perSequence) o.Validate();
         block.Validate();
+        var options = perSequence[0];
         var b = block.BlockSize;
-        var layout = BlockLayout.Create(prompts, b, options.MaxNewTokens, model.Config.MaxPositionEmbeddings, options.PadTokenId);
+        var layout = BlockLayout.Create(prompts, b, perSequence.Max(o => o.MaxNewTokens), model.Config.MaxPositionEmbeddings, options.PadTokenId);
+        var limits = perSequence.Select(o => Math.Min(o.MaxNewTokens, layout.MaxNewTokens)).ToArray();
         var stops = options.StopTokenIds.ToHashSet();
-        var generators = prompts.Select(_ => Sampler.NewGenerator(options.Sampling.Seed)).ToList();
+        var generators = perSequence.Select(o => Sampler.NewGenerator(o.Sampling.Seed)).ToList();
         var rows = Enumerable.Range(0, prompts.Count).Select(i => new SequenceState(i, layout.Tails[i])).ToList();
         var device = model.Placement.Device;
         using var window = new BlockWindow(model, layout, block.UseCache, device);
@@ -42,6 +49,9 @@ public static class BlockDecoder
             for (var step = 0; rows.Any(r => r.HasMasks); step++)
             {
                 cancel.ThrowIfCancellationRequested();
+                // Every row's window goes through the forward (the batch shares it), but only rows with
+                // MASKs left draw samples, so a row's random stream does not depend on its batchmates.
+                var drawing = Enumerable.Range(0, rows.Count).Where(i => rows[i].HasMasks).ToArray();
                 int[] tokens;
                 float[] confidence;
                 using (var scope = NewDisposeScope())
@@ -49,24 +59,25 @@ public static class BlockDecoder
                     var logits = window.Logits(rows.Select(r => r.Window).ToArray(), step == 0);   // [R, B, V]
                     // The model must never "predict" MASK: that slot would stay undecided forever.
                     logits.select(-1, maskTokenId).fill_(float.NegativeInfinity);
-                    var gens = options.Sampling.IsGreedy ? null : rows.SelectMany(r => Enumerable.Repeat(generators[r.Sequence], b)).ToList();
-                    var (t, c) = Sampler.Pick(logits.reshape(rows.Count * b, -1), options.Sampling, gens);
+                    var active = logits.index_select(0, tensor(drawing.Select(i => (long)i).ToArray(), device: device));
+                    var (t, c) = Sampler.Pick(active.reshape(drawing.Length * b, -1),
+                        drawing.SelectMany(i => Enumerable.Repeat(perSequence[rows[i].Sequence].Sampling, b)).ToList(),
+                        drawing.SelectMany(i => Enumerable.Repeat(generators[rows[i].Sequence], b)).ToList());
                     tokens = t.cpu().data<long>().Select(x => (int)x).ToArray();
                     confidence = c.cpu().data<float>().ToArray();
                 }
                 forwards++;
                 var updates = new List<SequenceUpdate>();
-                for (var i = 0; i < rows.Count; i++)
+                for (var k = 0; k < drawing.Length; k++)
                 {
-                    var r = rows[i];
-                    if (!r.HasMasks) continue;
+                    var r = rows[drawing[k]];
                     r.Forwards++;
-                    var chosen = SelectTransfers(r.Undecided, confidence.AsSpan(i * b, b), block, step);
-                    foreach (var slot in chosen) r.Decide(slot, tokens[i * b + slot]);
+                    var chosen = SelectTransfers(r.Undecided, confidence.AsSpan(k * b, b), block, step);
+                    foreach (var slot in chosen) r.Decide(slot, tokens[k * b + slot]);
                     updates.Add(new SequenceUpdate(r.Sequence,
                         chosen.Select(s => r.Generated.Count + s - r.FixedSlots).ToArray(),
-                        chosen.Select(s => tokens[i * b + s]).ToArray(),
-                        chosen.Select(s => confidence[i * b + s]).ToArray()));
+                        chosen.Select(s => tokens[k * b + s]).ToArray(),
+                        chosen.Select(s => confidence[k * b + s]).ToArray()));
                 }
                 yield return new DecodeStep(forwards, updates, rows[0].Generated.Count, b - rows[0].FixedSlots);
             }
@@ -82,7 +93,7 @@ public static class BlockDecoder
                 var stopAt = r.Generated.FindIndex(before, t => stops.Contains(t));
                 if (stopAt >= 0) finished.Add(Finish(r, FinishReason.Stop, stopAt));
                 else if (stopWhen?.Invoke(r.Sequence, r.Generated) == true) finished.Add(Finish(r, FinishReason.Stop, r.Generated.Count));
-                else if (r.Generated.Count >= layout.MaxNewTokens) finished.Add(Finish(r, FinishReason.Length, layout.MaxNewTokens));
+                else if (r.Generated.Count >= limits[r.Sequence]) finished.Add(Finish(r, FinishReason.Length, limits[r.Sequence]));
                 else keep.Add(i);
             }
             if (finished.Count > 0) yield return new DecodeStep(forwards, finished, rows[0].Generated.Count - b, b);

@@ -62,5 +62,28 @@ public static class Sampler
         return (tokens.MoveToOuterDisposeScope(), confidence.MoveToOuterDisposeScope());
     }
 
+    /// <summary>
+    /// Like <see cref="Pick(Tensor, SamplingOptions, IReadOnlyList{Generator}?)"/> with settings per row
+    /// (requests of a server batch differ in temperature, top-k, top-p and seed): rows sharing settings
+    /// are filtered together.
+    /// </summary>
+    public static (Tensor Tokens, Tensor Confidence) Pick(Tensor logits, IReadOnlyList<SamplingOptions> perRow, IReadOnlyList<Generator> generators)
+    {
+        if (perRow.Distinct().Count() == 1)
+            return Pick(logits, perRow[0], perRow[0].IsGreedy ? null : generators);
+        using var scope = NewDisposeScope();
+        var tokens = zeros(logits.shape[0], dtype: ScalarType.Int64, device: logits.device);
+        var confidence = zeros(logits.shape[0], dtype: ScalarType.Float32, device: logits.device);
+        foreach (var group in Enumerable.Range(0, perRow.Count).GroupBy(i => perRow[i]))
+        {
+            var rows = group.ToArray();
+            var index = tensor(rows.Select(r => (long)r).ToArray(), device: logits.device);
+            var (t, c) = Pick(logits.index_select(0, index), group.Key, group.Key.IsGreedy ? null : rows.Select(r => generators[r]).ToList());
+            tokens.index_copy_(0, index, t);
+            confidence.index_copy_(0, index, c.to_type(ScalarType.Float32));
+        }
+        return (tokens.MoveToOuterDisposeScope(), confidence.MoveToOuterDisposeScope());
+    }
+
     public static Generator NewGenerator(long seed) => new((ulong)seed, CPU);
 }

@@ -21,7 +21,10 @@ public static class TextGeneration
     public static BlockDecodeOptions ResolveBlock(LoadedModel model, BlockDecodeOptions? requested) =>
         requested ?? new BlockDecodeOptions(BlockSize: model.Model.Config.Diffusion?.BlockSize ?? 32);
 
-    /// <summary>Decodes all requests together (they must share decoding settings) and streams events.</summary>
+    /// <summary>
+    /// Decodes all requests together and streams events. Token limits, sampling and stop strings are per
+    /// request; the decode mode, block settings and stop-token ids are the first request's.
+    /// </summary>
     public static IEnumerable<GenerationEvent> Stream(LoadedModel model, IReadOnlyList<GenerationRequest> requests, CancellationToken cancel = default)
     {
         if (requests.Count == 0) yield break;
@@ -29,18 +32,19 @@ public static class TextGeneration
         var mode = ResolveMode(model, first.Mode);
         var prompts = requests.Select(r => (IReadOnlyList<int>)model.Tokenizer.Encode(r.Prompt, r.AddSpecialTokens)).ToList();
         var texts = requests.Select(r => new SequenceText(model.Tokenizer, new StopStrings(r.StopStrings))).ToArray();
-        var options = first.Options with
+        var perSequence = requests.Select(r => r.Options with
         {
             StopTokenIds = first.Options.StopTokenIds.Count > 0 ? first.Options.StopTokenIds : model.StopTokenIds,
             PadTokenId = model.PadTokenId,
-        };
+        }).ToList();
+        var options = perSequence[0];
         var forwards = new int[requests.Count];
         var stopIds = options.StopTokenIds.ToHashSet();
         var clock = Stopwatch.StartNew();
         var steps = mode switch
         {
-            DecodeMode.Ar => ArDecoder.Run(model.Model, prompts, options, (seq, generated) => texts[seq].StopsAt(generated), cancel),
-            _ => BlockDecoder.Run(model.Model, prompts, options, ResolveBlock(model, first.Block), model.MaskTokenId!.Value,
+            DecodeMode.Ar => ArDecoder.Run(model.Model, prompts, perSequence, (seq, generated) => texts[seq].StopsAt(generated), cancel),
+            _ => BlockDecoder.Run(model.Model, prompts, perSequence, ResolveBlock(model, first.Block), model.MaskTokenId!.Value,
                 (seq, generated) => texts[seq].StopsAt(generated), cancel),
         };
         foreach (var step in steps)

@@ -42,6 +42,7 @@ public class EvaluatorTests
         var docs = Enumerable.Range(0, 6).Select(i => Doc(40, i)).ToList();
         var r = NelboEvaluator.Evaluate(model, docs, blockSize, maskTokenId: 271, samples: 64, seed: 3);
         Assert.Equal(240, r.Tokens);
+        Assert.Equal(6, r.Documents);
         Assert.InRange(r.PerToken / Math.Log(272), 0.93, 1.07);
     }
 

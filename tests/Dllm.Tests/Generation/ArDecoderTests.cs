@@ -96,3 +96,31 @@ public class ArDecoderTests
         Assert.Equal(FinishReason.Length, r.Finish);
     }
 }
+
+public class PerSequenceOptionsTests
+{
+    public PerSequenceOptionsTests() => TorchRuntime.EnsureLoaded();
+
+    [Fact]
+    public void RequestsWithDifferentLimitsAndSamplingShareABatchYetDecodeAsAlone()
+    {
+        using var model = TinyConfigs.Model("llada2", seed: 9);
+        int[][] prompts = [[5, 6, 7], [20, 21], [30, 31, 32, 33, 34]];
+        DecodeOptions[] options =
+        [
+            new() { MaxNewTokens = 3 },
+            new() { MaxNewTokens = 9, Sampling = new SamplingOptions(0.8, TopK: 30, Seed: 4) },
+            new() { MaxNewTokens = 6, Sampling = new SamplingOptions(1.2, TopP: 0.9, Seed: 11) },
+        ];
+        var ar = DecodeCollector.Collect(ArDecoder.Run(model, prompts, options), 3);
+        var block = new BlockDecodeOptions(4, 0.5, 4);
+        var diffusion = DecodeCollector.Collect(BlockDecoder.Run(model, prompts, options, block, 271), 3);
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(DecodeCollector.Collect(ArDecoder.Run(model, [prompts[i]], options[i]), 1)[0].Tokens, ar[i].Tokens);
+            Assert.Equal(options[i].MaxNewTokens, ar[i].Tokens.Length);
+            Assert.Equal(DecodeCollector.Collect(BlockDecoder.Run(model, [prompts[i]], options[i], block, 271), 1)[0].Tokens, diffusion[i].Tokens);
+            Assert.Equal(options[i].MaxNewTokens, diffusion[i].Tokens.Length);
+        }
+    }
+}
