@@ -19,6 +19,8 @@ public sealed record GenerationRequest
     public DecodeMode Mode { get; init; } = DecodeMode.Auto;
     /// <summary>Block decoding settings (diffusion mode); null: the checkpoint's block size and the official defaults.</summary>
     public BlockDecodeOptions? Block { get; init; }
+    /// <summary>Cancels this request alone: its sequence leaves the batch at the next step, the others go on.</summary>
+    public CancellationToken Cancellation { get; init; }
 }
 
 /// <summary>The finished completion of one prompt, with the speed figures every command reports.</summary>

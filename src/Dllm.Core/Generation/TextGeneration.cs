@@ -38,14 +38,14 @@ public static class TextGeneration
             PadTokenId = model.PadTokenId,
         }).ToList();
         var options = perSequence[0];
+        bool StopWhen(int seq, IReadOnlyList<int> generated) => requests[seq].Cancellation.IsCancellationRequested || texts[seq].StopsAt(generated);
         var forwards = new int[requests.Count];
         var stopIds = options.StopTokenIds.ToHashSet();
         var clock = Stopwatch.StartNew();
         var steps = mode switch
         {
-            DecodeMode.Ar => ArDecoder.Run(model.Model, prompts, perSequence, (seq, generated) => texts[seq].StopsAt(generated), cancel),
-            _ => BlockDecoder.Run(model.Model, prompts, perSequence, ResolveBlock(model, first.Block), model.MaskTokenId!.Value,
-                (seq, generated) => texts[seq].StopsAt(generated), cancel),
+            DecodeMode.Ar => ArDecoder.Run(model.Model, prompts, perSequence, StopWhen, cancel),
+            _ => BlockDecoder.Run(model.Model, prompts, perSequence, ResolveBlock(model, first.Block), model.MaskTokenId!.Value, StopWhen, cancel),
         };
         foreach (var step in steps)
         {
@@ -57,6 +57,7 @@ public static class TextGeneration
                 GenerationResult? result = null;
                 if (u.Finished is { } finish)
                 {
+                    if (requests[u.Sequence].Cancellation.IsCancellationRequested) finish = FinishReason.Cancelled;
                     var (final, tokens) = text.Final(u.FinalLength);
                     result = new GenerationResult(final, tokens, finish, prompts[u.Sequence].Count, forwards[u.Sequence], clock.Elapsed.TotalSeconds, mode,
                         text.StopTokenAt(u.FinalLength, stopIds));

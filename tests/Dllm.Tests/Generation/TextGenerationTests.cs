@@ -62,3 +62,27 @@ public class TextGenerationTests
         Assert.Equal(-1, stops.FindStop("abc"));
     }
 }
+
+public class RequestCancellationTests
+{
+    public RequestCancellationTests() => TorchRuntime.EnsureLoaded();
+
+    [Theory]
+    [InlineData(DecodeMode.Ar)]
+    [InlineData(DecodeMode.Diffusion)]
+    public void CancellingOneRequestLeavesItsBatchmatesUntouched(DecodeMode mode)
+    {
+        using var dir = new TempDirectory();
+        using var model = LoadedModel.Load(TinyCheckpoints.Write("llada2", dir.File("m")));
+        model.EnsureMaskToken();
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        var request = new GenerationRequest { Prompt = "hello", Mode = mode, Options = new DecodeOptions { MaxNewTokens = 12, StopTokenIds = [999] }, Block = new BlockDecodeOptions(4, 0.5, 4) };
+        var alone = TextGeneration.Generate(model, request);
+        var both = TextGeneration.Generate(model, [request with { Cancellation = cancelled.Token }, request]);
+        Assert.Equal(FinishReason.Cancelled, both[0].Finish);
+        Assert.True(both[0].TokenIds.Length < 12);
+        Assert.Equal(alone.TokenIds, both[1].TokenIds);
+        Assert.Equal(FinishReason.Length, both[1].Finish);
+    }
+}
