@@ -19,6 +19,9 @@ public abstract class ChatTemplate
     /// <summary>Stop strings that end an assistant turn besides the tokenizer's stop tokens.</summary>
     public virtual IReadOnlyList<string> StopStrings => [];
 
+    /// <summary>The special token that closes an assistant turn (what fine-tuning teaches the model to emit), if any.</summary>
+    public virtual string? EndOfTurn => null;
+
     /// <summary>The conversation as text; with <paramref name="addGenerationPrompt"/>, ends where the assistant's reply begins.</summary>
     public abstract string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true);
 
@@ -59,6 +62,8 @@ public sealed class ChatMlTemplate : ChatTemplate
 {
     public override string Name => "chatml";
 
+    public override string? EndOfTurn => "<|im_end|>";
+
     public override string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true)
     {
         Check(messages);
@@ -73,6 +78,8 @@ public sealed class ChatMlTemplate : ChatTemplate
 public sealed class Llama3Template : ChatTemplate
 {
     public override string Name => "llama3";
+
+    public override string? EndOfTurn => "<|eot_id|>";
 
     public override string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true)
     {
@@ -92,6 +99,8 @@ public sealed class Llama3Template : ChatTemplate
 public sealed class LingTemplate : ChatTemplate
 {
     public override string Name => "ling";
+
+    public override string? EndOfTurn => "<|role_end|>";
 
     public override string Render(IReadOnlyList<ChatMessage> messages, bool addGenerationPrompt = true)
     {

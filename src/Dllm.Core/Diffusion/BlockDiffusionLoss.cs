@@ -15,8 +15,9 @@ public static class BlockDiffusionLoss
 {
     /// <param name="embeddingNoise">Std of Gaussian noise added to the embeddings of MASK inputs, in
     /// units of the embedding table's RMS (METHOD.md §2, masked-embedding noise); 0 = off (always at eval).</param>
+    /// <param name="keepLogits">Also return the noisy half's logits [B, L, V] (for losses built on them, like CAP).</param>
     public static LossResult Compute(CausalLM model, TokenBatch batch, long blockSize, NoiseDraw draw,
-        double embeddingNoise = 0.0, Generator? noiseGenerator = null)
+        double embeddingNoise = 0.0, Generator? noiseGenerator = null, bool keepLogits = false)
     {
         using var scope = NewDisposeScope();
         var tokens = batch.Tokens;
@@ -52,10 +53,11 @@ public static class BlockDiffusionLoss
         if (!mdlm) hidden = hidden.narrow(1, 0, l);                                  // noisy half only
         var logits = model.Logits(hidden);                                           // [B, L, V]
         var ce = nn.functional.cross_entropy(logits.reshape(b * l, -1), tokens.reshape(b * l), reduction: nn.Reduction.None).reshape(b, l);
-        var terms = ce.where(draw.Masked, zeros_like(ce)) / draw.Rate;
+        // Divide first, then select: a position with rate 0 is never masked, and where() keeps its 0.
+        var terms = (ce / draw.Rate.clamp_min(1e-6)).where(draw.Masked, zeros_like(ce));
         var count = batch.Scored is { } scored ? scored.sum() : tensor(b * l, device: device);
         var loss = terms.sum() / count.clamp_min(1);
         return new LossResult(loss.MoveToOuterDisposeScope(), terms.MoveToOuterDisposeScope(),
-            draw.Masked.alias().MoveToOuterDisposeScope(), count.MoveToOuterDisposeScope());
+            draw.Masked.alias().MoveToOuterDisposeScope(), count.MoveToOuterDisposeScope(), keepLogits ? logits.MoveToOuterDisposeScope() : null);
     }
 }

@@ -1,0 +1,26 @@
+using static TorchSharp.torch;
+
+namespace Dllm.FineTuning;
+
+/// <summary>
+/// CAP's confidence term (METHOD.md §4): the mean entropy of the predictive distribution over masked
+/// positions whose argmax already equals the target. Minimising it sharpens predictions the model
+/// already gets right, so more positions clear the decoding threshold in one step. Zero when no
+/// masked position is right yet.
+/// </summary>
+public static class ConfidenceLoss
+{
+    /// <param name="logits">[B, L, V] logits of the noisy input.</param>
+    /// <param name="targets">[B, L] clean tokens.</param>
+    /// <param name="masked">[B, L] positions that were masked.</param>
+    public static Tensor Compute(Tensor logits, Tensor targets, Tensor masked)
+    {
+        using var scope = NewDisposeScope();
+        var logp = logits.log_softmax(-1);
+        var entropy = -(logp.exp() * logp).sum(-1);                       // [B, L]
+        var right = masked.logical_and(logits.argmax(-1).eq(targets));    // argmax has no gradient: a selector only
+        var count = right.sum();
+        var total = entropy.where(right, zeros_like(entropy)).sum();
+        return (total / count.clamp_min(1)).MoveToOuterDisposeScope();
+    }
+}

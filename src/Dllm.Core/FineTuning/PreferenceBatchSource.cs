@@ -1,0 +1,23 @@
+using System.Text.Json.Nodes;
+using Dllm.Data;
+using Dllm.Training;
+using static TorchSharp.torch;
+
+namespace Dllm.FineTuning;
+
+/// <summary>DPO batches: rows alternate chosen, rejected for each pair, padded together like SFT rows.</summary>
+public sealed class PreferenceBatchSource(IReadOnlyList<PreferenceExample> pairs, int pairsPerBatch, int blockSize, int padId, long seed) : IBatchSource
+{
+    private readonly ExampleOrder _order = new(pairs.Count, seed);
+
+    public TokenBatch Next(Device device)
+    {
+        var rows = _order.Next(pairsPerBatch).Select(i => pairs[i])
+            .SelectMany(p => new[] { (p.Prompt, p.Chosen), (p.Prompt, p.Rejected) }).ToList();
+        return SftBatchSource.Pack(rows, blockSize, padId, device);
+    }
+
+    public JsonNode SavePosition() => new JsonObject { ["epoch"] = _order.Position.Epoch, ["offset"] = _order.Position.Offset };
+
+    public void RestorePosition(JsonNode position) => _order.Restore(position["epoch"]!.GetValue<long>(), position["offset"]!.GetValue<long>());
+}

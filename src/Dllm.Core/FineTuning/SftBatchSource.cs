@@ -1,0 +1,47 @@
+using System.Text.Json.Nodes;
+using Dllm.Data;
+using Dllm.Training;
+using static TorchSharp.torch;
+
+namespace Dllm.FineTuning;
+
+/// <summary>
+/// SFT batches: each row is prompt + response, padded with EOS up to the batch's longest example
+/// rounded up to a multiple of the block size (METHOD.md §4: the padding EOS is learned, so the model
+/// can stop). Scored marks response and padding positions: only they are masked and carry loss.
+/// </summary>
+public sealed class SftBatchSource(IReadOnlyList<SftExample> examples, int batchSize, int blockSize, int padId, long seed) : IBatchSource
+{
+    private readonly ExampleOrder _order = new(examples.Count, seed);
+
+    public TokenBatch Next(Device device)
+    {
+        var rows = _order.Next(batchSize).Select(i => examples[i]).ToList();
+        return Pack(rows.Select(r => (r.Prompt, r.Response)).ToList(), blockSize, padId, device);
+    }
+
+    /// <summary>Rows of (prompt, response) into a padded [N, L] batch with the response mask.</summary>
+    public static TokenBatch Pack(IReadOnlyList<(int[] Prompt, int[] Response)> rows, int blockSize, int padId, Device device)
+    {
+        var longest = rows.Max(r => r.Prompt.Length + r.Response.Length);
+        var length = (longest + blockSize - 1) / blockSize * blockSize;
+        var tokens = new long[rows.Count * length];
+        var scored = new bool[rows.Count * length];
+        for (var i = 0; i < rows.Count; i++)
+        {
+            var (prompt, response) = rows[i];
+            for (var j = 0; j < length; j++)
+            {
+                var at = i * length + j;
+                tokens[at] = j < prompt.Length ? prompt[j] : j < prompt.Length + response.Length ? response[j - prompt.Length] : padId;
+                scored[at] = j >= prompt.Length;
+            }
+        }
+        long[] shape = [rows.Count, length];
+        return new TokenBatch(tensor(tokens, shape, device: device), null, tensor(scored, shape, device: device));
+    }
+
+    public JsonNode SavePosition() => new JsonObject { ["epoch"] = _order.Position.Epoch, ["offset"] = _order.Position.Offset };
+
+    public void RestorePosition(JsonNode position) => _order.Restore(position["epoch"]!.GetValue<long>(), position["offset"]!.GetValue<long>());
+}
