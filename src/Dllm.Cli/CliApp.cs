@@ -22,6 +22,8 @@ public static class CliApp
         yield return ChatCommand.Build();
         yield return ConvertCommand.Build();
         yield return EvalCommand.Build();
+        yield return SftCommand.Build();
+        yield return DpoCommand.Build();
         yield return PretrainCommand.Build();
         yield return MergeCommand.Build();
         yield return InspectCommand.Build();

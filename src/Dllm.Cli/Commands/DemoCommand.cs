@@ -14,8 +14,9 @@ internal static class DemoCommand
         var command = new Command("demo",
             "The end-to-end demo on embedded synthetic data, no downloads: write a corpus of simple stories and checkable " +
             "tasks (arithmetic, copying, reversal, key-value recall), train a BPE tokenizer, pre-train a small AR model, " +
-            "convert it into a block-diffusion LM with the WSD block schedule, then compare the two on held-out text and " +
-            "tasks. Leaves DIR/data, DIR/tokenizer, DIR/ar and DIR/dlm (Hugging Face folders every other command reads).")
+            "convert it into a block-diffusion LM with the WSD block schedule, fine-tune it (SFT, SFT+CAP) and align it " +
+            "(DPO), then compare every stage on held-out text and tasks (accuracy and tokens per forward). Leaves " +
+            "DIR/data, DIR/tokenizer and DIR/{ar,dlm,sft,cap,dpo} (Hugging Face folders every other command reads).")
         {
             quick, output, seed,
         };
@@ -33,23 +34,32 @@ internal static class DemoCommand
     private static void Print(TextWriter writer, DemoReport r)
     {
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(writer) });
+        if (!ReferenceEquals(writer, Console.Out) || Console.IsOutputRedirected) console.Profile.Width = 120;   // reports in logs and pipes
         console.WriteLine();
         console.MarkupLine($"[bold]dllm demo[/]: {r.Corpus.TrainDocuments:N0} training documents, BPE vocabulary {r.VocabSize}, model {r.Parameters / 1e6:F2} M parameters");
-        var table = new Table().Border(TableBorder.Rounded)
-            .AddColumn("model").AddColumn("held-out perplexity").AddColumn("task accuracy").AddColumn("tokens / forward").AddColumn("tokens / s");
-        table.AddRow("AR (pre-trained)", $"{r.ArPerplexity:F2} (exact)", $"{r.ArTasks.Accuracy:P1} of {r.ArTasks.Items}", $"{r.ArTasks.TokensPerForward:F2}", $"{r.ArTasks.TokensPerSecond:F0}");
-        table.AddRow($"dLLM (converted, B={r.BlockSize})", $"<= {r.DlmNelboBound:F2} (ELBO bound)", $"{r.DlmTasks.Accuracy:P1} of {r.DlmTasks.Items}", $"{r.DlmTasks.TokensPerForward:F2}", $"{r.DlmTasks.TokensPerSecond:F0}");
-        console.Write(table);
-        console.WriteLine("accuracy by task kind (AR / dLLM):");
-        foreach (var kind in r.ArTasks.Details.Select(d => d.Item.Kind).Distinct())
+        console.WriteLine($"held-out perplexity: AR {r.ArPerplexity:F2} (exact); converted dLLM <= {r.DlmNelboBound:F2} (ELBO bound, block {r.BlockSize})");
+        var kinds = r.Stages[0].Tasks.Details.Select(d => d.Item.Kind).Distinct().ToList();
+        var table = new Table().Border(TableBorder.Rounded).Title($"held-out tasks (diffusion stages at block {r.BlockSize}, threshold {r.Threshold})")
+            .AddColumn("stage").AddColumn("accuracy");
+        foreach (var kind in kinds) table.AddColumn(kind);
+        table.AddColumn("tokens / forward").AddColumn("tokens / s");
+        foreach (var (stage, tasks) in r.Stages)
         {
-            double Acc(IEnumerable<(Dllm.Evaluation.TaskItem Item, string Output, bool Correct)> d) { var l = d.Where(x => x.Item.Kind == kind).ToList(); return l.Count == 0 ? 0 : (double)l.Count(x => x.Correct) / l.Count; }
-            console.WriteLine($"  {kind,-10} {Acc(r.ArTasks.Details):P0} / {Acc(r.DlmTasks.Details):P0}");
+            var cells = new List<string> { stage, $"{tasks.Accuracy:P1}" };
+            foreach (var kind in kinds)
+            {
+                var items = tasks.Details.Where(d => d.Item.Kind == kind).ToList();
+                cells.Add(items.Count == 0 ? "-" : $"{(double)items.Count(d => d.Correct) / items.Count:P0}");
+            }
+            cells.Add($"{tasks.TokensPerForward:F2}");
+            cells.Add($"{tasks.TokensPerSecond:F0}");
+            table.AddRow(cells.Select(c => new Text(c)).ToArray());
         }
+        console.Write(table);
         console.WriteLine($"AR sample:   Once upon a time{r.ArSample}");
         console.WriteLine($"dLLM sample: Once upon a time{r.DlmSample}");
         console.WriteLine("time: " + string.Join(", ", r.Timings.Select(t => $"{t.Stage} {t.Seconds:F0}s")) + $" (total {r.Timings.Sum(t => t.Seconds):F0}s)");
-        console.WriteLine($"models: {Path.GetFullPath(Path.Combine(r.Output, "ar"))} and {Path.GetFullPath(Path.Combine(r.Output, "dlm"))}");
-        console.WriteLine($"next: ./dllm generate --model {Path.Combine(r.Output, "dlm")} --prompt \"Compute: 12 + 30 =\" --threshold 0.9");
+        console.WriteLine($"models: {Path.GetFullPath(r.Output)}/{{ar,dlm,sft,cap,dpo}}");
+        console.WriteLine($"next: ./dllm generate --model {Path.Combine(r.Output, "cap")} --prompt \"Compute: 12 + 30 =\" --threshold 0.9");
     }
 }

@@ -25,7 +25,7 @@ public static class TaskEvaluator
             for (var j = 0; j < batch.Count; j++)
             {
                 details.Add((batch[j], results[j].Text, AnswerExtraction.IsCorrect(results[j].Text, batch[j].Answer)));
-                tokens += results[j].TokenIds.Length;
+                tokens += results[j].TokenIds.Length + results[j].StopTokens;   // the stop token was decoded too
                 forwards += results[j].Forwards;
             }
             progress?.Report(details.Count);

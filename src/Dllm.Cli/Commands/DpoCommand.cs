@@ -1,0 +1,51 @@
+using System.CommandLine;
+using Dllm.Chat;
+using Dllm.FineTuning;
+
+namespace Dllm.Cli.Commands;
+
+internal static class DpoCommand
+{
+    public static Command Build()
+    {
+        var model = SharedOptions.Model("The diffusion checkpoint to align (the policy)");
+        var reference = new Option<string?>("--ref") { Description = "Frozen reference checkpoint (default: the policy's starting weights)" };
+        var data = new Option<string>("--data") { Description = "Preference pairs: JSONL prompt/chosen/rejected (strings or message lists), ShareGPT ranking JSON, or chosen_messages/rejected_messages", Required = true };
+        var output = new Option<string>("--out", "-o") { Description = "Folder for the aligned checkpoint", Required = true };
+        var beta = new Option<double>("--beta") { Description = "DPO temperature beta", DefaultValueFactory = _ => 0.1 };
+        var samples = new Option<int>("--elbo-samples") { Description = "Monte-Carlo draws per sequence for the ELBO (policy and reference share them)", DefaultValueFactory = _ => 2 };
+        var block = new Option<int>("--block-size") { Description = "Block size", DefaultValueFactory = _ => 32 };
+        var template = new Option<string?>("--template") { Description = $"Chat template ({string.Join(", ", ChatTemplate.Names)})" };
+        var maxLength = new Option<int>("--max-length") { Description = "Longest sequence in tokens", DefaultValueFactory = _ => 512 };
+        var train = new TrainingOptionsBinder();
+        var command = new Command("dpo",
+            "Preference optimisation (DPO) of a diffusion LM with the ELBO surrogate: log-likelihoods are replaced by " +
+            "-NELBO estimated from shared masks, so the policy and the frozen reference are compared on the same draws. " +
+            "--batch-size counts preference pairs.")
+        {
+            model, reference, data, output, beta, samples, block, template, maxLength,
+        };
+        foreach (var o in train.All) command.Options.Add(o);
+        command.SetAction((p, cancel) =>
+        {
+            if (p.GetValue(samples) <= 0) throw new DllmException($"--elbo-samples must be positive, got {p.GetValue(samples)}");
+            var options = new DpoOptions
+            {
+                Model = p.GetValue(model)!,
+                Reference = p.GetValue(reference),
+                Data = p.GetValue(data)!,
+                Output = p.GetValue(output)!,
+                RunDirectory = p.GetValue(train.RunDir),
+                Template = p.GetValue(template),
+                Settings = new DpoSettings(p.GetValue(beta), p.GetValue(samples), p.GetValue(block)),
+                MaxLength = p.GetValue(maxLength),
+                Trainer = train.Bind(p),
+                Resume = p.GetValue(train.Resume),
+            };
+            var view = new TrainingProgressView(Output.Out(p), Output.IsInteractive(p));
+            var result = view.Run("preference optimisation", () => DpoJob.Run(options, view, cancel));
+            return Task.FromResult(ConvertCommand.Report(p, result));
+        });
+        return command;
+    }
+}

@@ -1,0 +1,52 @@
+using System.CommandLine;
+using Dllm.Chat;
+using Dllm.FineTuning;
+
+namespace Dllm.Cli.Commands;
+
+internal static class SftCommand
+{
+    public static Command Build()
+    {
+        var model = SharedOptions.Model("The diffusion checkpoint to fine-tune (an AR one gets a MASK token first)");
+        var data = new Option<string>("--data") { Description = "JSONL: chat 'messages' (last turn = assistant reply), prompt/answer (prompt used verbatim), or GSM8K question/answer", Required = true };
+        var output = new Option<string>("--out", "-o") { Description = "Folder for the fine-tuned checkpoint", Required = true };
+        var template = new Option<string?>("--template") { Description = $"Chat template ({string.Join(", ", ChatTemplate.Names)}); default: recognised from the tokenizer; prompt/answer data stays verbatim unless set" };
+        var block = new Option<int>("--block-size") { Description = "Block size (responses are padded with EOS to a multiple of it)", DefaultValueFactory = _ => 32 };
+        var tMin = new Option<double>("--mask-min") { Description = "Lower end of the mask-rate band", DefaultValueFactory = _ => 0.3 };
+        var tMax = new Option<double>("--mask-max") { Description = "Upper end of the mask-rate band", DefaultValueFactory = _ => 0.8 };
+        var noComplement = new Option<bool>("--no-complementary") { Description = "Train each example once with one mask instead of with the mask and its complement" };
+        var cap = new Option<double>("--cap-weight") { Description = "CAP: weight of the confidence (entropy) term on masked positions already predicted right (official: 2.0; 0 = plain SFT)", DefaultValueFactory = _ => 0.0 };
+        var maxLength = new Option<int>("--max-length") { Description = "Longest example in tokens (prompts are cut from the left)", DefaultValueFactory = _ => 512 };
+        var train = new TrainingOptionsBinder();
+        var command = new Command("sft",
+            "Supervised fine-tuning of a diffusion LM: the prompt is never masked and carries no loss, response tokens " +
+            "are masked at rates drawn from the band, each example trains with its mask and the complement, and " +
+            "--cap-weight adds the confidence-aware (CAP) term that lets decoding unmask more tokens per step.")
+        {
+            model, data, output, template, block, tMin, tMax, noComplement, cap, maxLength,
+        };
+        foreach (var o in train.All) command.Options.Add(o);
+        command.SetAction((p, cancel) =>
+        {
+            var options = new SftOptions
+            {
+                Model = p.GetValue(model)!,
+                Data = p.GetValue(data)!,
+                Output = p.GetValue(output)!,
+                RunDirectory = p.GetValue(train.RunDir),
+                Template = p.GetValue(template),
+                Settings = new SftSettings(p.GetValue(block), p.GetValue(tMin), p.GetValue(tMax), !p.GetValue(noComplement), p.GetValue(cap)),
+                MaxLength = p.GetValue(maxLength),
+                Trainer = train.Bind(p),
+                Resume = p.GetValue(train.Resume),
+            };
+            if (!(options.Settings.MinRate > 0 && options.Settings.MinRate < options.Settings.MaxRate && options.Settings.MaxRate <= 1))
+                throw new DllmException($"the mask-rate band must satisfy 0 < min < max <= 1, got [{options.Settings.MinRate}, {options.Settings.MaxRate}]");
+            var view = new TrainingProgressView(Output.Out(p), Output.IsInteractive(p));
+            var result = view.Run("fine-tuning", () => SftJob.Run(options, view, cancel));
+            return Task.FromResult(ConvertCommand.Report(p, result));
+        });
+        return command;
+    }
+}
