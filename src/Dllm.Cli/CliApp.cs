@@ -30,6 +30,7 @@ public static class CliApp
         yield return ImportLlama2cCommand.Build();
         yield return DoctorCommand.Build();
         yield return DemoCommand.Build();
+        yield return PlotCommand.Build();
     }
 
     public static int Run(string[] args, TextWriter? stdout = null, TextWriter? stderr = null)

@@ -37,6 +37,7 @@ internal sealed class TrainingProgressView(TextWriter output, bool interactive) 
     {
         _total = totalSteps;
         _printEvery = Math.Max(1, totalSteps / 40);
+        _lastEval = double.NaN;   // a new job: the previous job's validation score no longer applies
         if (_task is not null)
         {
             _task.MaxValue = totalSteps;

@@ -12,12 +12,12 @@ namespace Dllm.Generation;
 public static class ArDecoder
 {
     public static IEnumerable<DecodeStep> Run(CausalLM model, IReadOnlyList<IReadOnlyList<int>> prompts, DecodeOptions options,
-        Func<int, IReadOnlyList<int>, bool>? stopWhen = null, CancellationToken cancel = default) =>
-        Run(model, prompts, prompts.Select(_ => options).ToList(), stopWhen, cancel);
+        Func<int, IReadOnlyList<int>, bool>? stopWhen = null, CancellationToken cancel = default, DecodeProfile? profile = null) =>
+        Run(model, prompts, prompts.Select(_ => options).ToList(), stopWhen, cancel, profile);
 
     /// <summary>One <see cref="DecodeOptions"/> per prompt (token limits and sampling may differ; stop and pad ids are the first's).</summary>
     public static IEnumerable<DecodeStep> Run(CausalLM model, IReadOnlyList<IReadOnlyList<int>> prompts, IReadOnlyList<DecodeOptions> perSequence,
-        Func<int, IReadOnlyList<int>, bool>? stopWhen = null, CancellationToken cancel = default)
+        Func<int, IReadOnlyList<int>, bool>? stopWhen = null, CancellationToken cancel = default, DecodeProfile? profile = null)
     {
         foreach (var o in perSequence) o.Validate();
         var options = perSequence[0];
@@ -86,7 +86,10 @@ public static class ArDecoder
                     }
                     Swap(ref valid, cat([valid!, ones(valid!.shape[0], 1, dtype: ScalarType.Bool, device: valid.device)], 1));
                     var stepMask = valid!.unsqueeze(1).unsqueeze(1);                               // [B', 1, 1, S]
-                    var stepLogits = model.Forward(next, nextPositions, stepMask, cache).squeeze(1);
+                    var positions = nextPositions;
+                    var stepLogits = profile is null
+                        ? model.Forward(next, positions, stepMask, cache).squeeze(1)
+                        : profile.TimeForward(() => model.Forward(next, positions, stepMask, cache).squeeze(1));
                     Swap(ref logits, stepLogits);
                     Swap(ref nextPositions, nextPositions!.add(1));
                 }

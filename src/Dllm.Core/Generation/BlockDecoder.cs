@@ -21,12 +21,14 @@ namespace Dllm.Generation;
 public static class BlockDecoder
 {
     public static IEnumerable<DecodeStep> Run(CausalLM model, IReadOnlyList<IReadOnlyList<int>> prompts, DecodeOptions options,
-        BlockDecodeOptions block, int maskTokenId, Func<int, IReadOnlyList<int>, bool>? stopWhen = null, CancellationToken cancel = default) =>
-        Run(model, prompts, prompts.Select(_ => options).ToList(), block, maskTokenId, stopWhen, cancel);
+        BlockDecodeOptions block, int maskTokenId, Func<int, IReadOnlyList<int>, bool>? stopWhen = null, CancellationToken cancel = default,
+        DecodeProfile? profile = null) =>
+        Run(model, prompts, prompts.Select(_ => options).ToList(), block, maskTokenId, stopWhen, cancel, profile);
 
     /// <summary>One <see cref="DecodeOptions"/> per prompt (token limits and sampling may differ; stop and pad ids are the first's).</summary>
     public static IEnumerable<DecodeStep> Run(CausalLM model, IReadOnlyList<IReadOnlyList<int>> prompts, IReadOnlyList<DecodeOptions> perSequence,
-        BlockDecodeOptions block, int maskTokenId, Func<int, IReadOnlyList<int>, bool>? stopWhen = null, CancellationToken cancel = default)
+        BlockDecodeOptions block, int maskTokenId, Func<int, IReadOnlyList<int>, bool>? stopWhen = null, CancellationToken cancel = default,
+        DecodeProfile? profile = null)
     {
         foreach (var o in perSequence) o.Validate();
         block.Validate();
@@ -56,7 +58,9 @@ public static class BlockDecoder
                 float[] confidence;
                 using (var scope = NewDisposeScope())
                 {
-                    var logits = window.Logits(rows.Select(r => r.Window).ToArray(), step == 0);   // [R, B, V]
+                    var windows = rows.Select(r => r.Window).ToArray();
+                    var first = step == 0;
+                    var logits = profile is null ? window.Logits(windows, first) : profile.TimeForward(() => window.Logits(windows, first));   // [R, B, V]
                     // The model must never "predict" MASK: that slot would stay undecided forever.
                     logits.select(-1, maskTokenId).fill_(float.NegativeInfinity);
                     var active = logits.index_select(0, tensor(drawing.Select(i => (long)i).ToArray(), device: device));

@@ -1,0 +1,77 @@
+using System.Diagnostics;
+using Dllm.Evaluation;
+using Dllm.Generation;
+using Dllm.Models;
+
+namespace Dllm.Bench;
+
+/// <summary>
+/// Block decoding on a converted model's task set: tokens per forward, tokens/s and accuracy for a grid
+/// of thresholds and block sizes, beside the same network decoded AR with its KV cache, the uncached
+/// mode (whole window recomputed every step, as the reference generate), and the share of time the
+/// decoder spends outside model forwards. Every prompt decodes alone (batch 1), as the reference does.
+/// </summary>
+public static class DecodeBenchmark
+{
+    private sealed record Row(string Setting, double Tpf, double TokensPerSecond, double Accuracy, double Overhead, int Forwards, int Tokens);
+
+    public static void Run(string[] args)
+    {
+        string model = "demo/cap", tasks = "demo/data/tasks_test.jsonl";
+        var items = 60;
+        int[] blocks = [4, 8, 16, 32];
+        double[] thresholds = [1.0, 0.95, 0.9, 0.8, 0.7];
+        for (var i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--model": model = args[++i]; break;
+                case "--tasks": tasks = args[++i]; break;
+                case "--items": items = int.Parse(args[++i]); break;
+                case "--blocks": blocks = args[++i].Split(',').Select(int.Parse).ToArray(); break;
+                case "--thresholds": thresholds = args[++i].Split(',').Select(double.Parse).ToArray(); break;
+                default: throw new ArgumentException($"unknown option {args[i]}");
+            }
+        }
+        using var loaded = LoadedModel.Load(model);
+        var maskId = loaded.MaskTokenId ?? throw new ArgumentException($"{model} has no MASK token");
+        var list = TaskFile.Read(tasks).Take(items).ToList();
+        var prompts = list.Select(t => (IReadOnlyList<int>)loaded.Tokenizer.Encode(t.Prompt, addSpecialTokens: true)).ToList();
+        var options = new DecodeOptions { MaxNewTokens = 16, StopTokenIds = loaded.StopTokenIds, PadTokenId = loaded.PadTokenId };
+
+        Console.WriteLine($"machine: {Timing.Machine()}");
+        Console.WriteLine($"model: {Path.GetFullPath(model)} ({loaded.Model.parameters().Sum(p => p.numel()) / 1e6:F2} M parameters), {list.Count} tasks from {tasks}, greedy, at most 16 new tokens, batch 1");
+        Console.WriteLine();
+        Row Measure(string setting, Func<IReadOnlyList<int>, DecodeProfile, IEnumerable<DecodeStep>> decode)
+        {
+            // One warm-up item, then the timed pass over all of them.
+            foreach (var _ in decode(prompts[0], new DecodeProfile())) { }
+            var profile = new DecodeProfile();
+            int tokens = 0, correct = 0;
+            var clock = Stopwatch.StartNew();
+            for (var i = 0; i < prompts.Count; i++)
+            {
+                var result = DecodeCollector.Collect(decode(prompts[i], profile), 1)[0];
+                tokens += result.Tokens.Length + (result.Finish == FinishReason.Stop ? 1 : 0);
+                if (AnswerExtraction.IsCorrect(loaded.Tokenizer.Decode(result.Tokens, skipSpecialTokens: true), list[i].Answer)) correct++;
+            }
+            var seconds = clock.Elapsed.TotalSeconds;
+            return new Row(setting, (double)tokens / profile.Forwards, tokens / seconds, (double)correct / list.Count,
+                1 - profile.ForwardTime.TotalSeconds / seconds, profile.Forwards, tokens);
+        }
+
+        var rows = new List<Row>
+        {
+            Measure("AR, KV cache", (p, prof) => ArDecoder.Run(loaded.Model, [p], options, profile: prof)),
+        };
+        foreach (var b in blocks)
+            foreach (var t in thresholds)
+                rows.Add(Measure($"B={b}, threshold {t}", (p, prof) => BlockDecoder.Run(loaded.Model, [p], options, new BlockDecodeOptions(b, t, Math.Max(b, 1)), maskId, profile: prof)));
+        rows.Add(Measure("B=32, threshold 0.9, no cache (reference)", (p, prof) => BlockDecoder.Run(loaded.Model, [p], options, new BlockDecodeOptions(32, 0.9, 32, UseCache: false), maskId, profile: prof)));
+
+        Console.WriteLine("| decoding | tokens / forward | tokens / s | accuracy | decoder overhead | forwards | tokens |");
+        Console.WriteLine("|---|---|---|---|---|---|---|");
+        foreach (var r in rows)
+            Console.WriteLine($"| {r.Setting} | {r.Tpf:F2} | {r.TokensPerSecond:F0} | {r.Accuracy:P1} | {r.Overhead:P0} | {r.Forwards} | {r.Tokens} |");
+    }
+}

@@ -1,0 +1,33 @@
+using System.CommandLine;
+using Dllm.Plots;
+
+namespace Dllm.Cli.Commands;
+
+internal static class PlotCommand
+{
+    public static Command Build()
+    {
+        var runs = new Argument<string[]>("RUN_DIR") { Description = "Training run folders (their metrics.jsonl); the first one's block-size phases are marked", Arity = ArgumentArity.OneOrMore };
+        var output = new Option<string>("--out", "-o") { Description = "PNG file to write", DefaultValueFactory = _ => "loss.png" };
+        var title = new Option<string>("--title") { Description = "Chart title", DefaultValueFactory = _ => "training loss" };
+        var command = new Command("plot", "Draw the loss curves of training runs as a PNG, with the block-size schedule's phases marked.")
+        {
+            runs, output, title,
+        };
+        command.SetAction(p =>
+        {
+            try
+            {
+                var curves = p.GetValue(runs)!.Select(r => TrainingCurve.Read(r)).ToList();
+                LossCurvePlot.Write(curves, p.GetValue(output)!, p.GetValue(title)!);
+            }
+            catch (DllmPlotException e)
+            {
+                throw new DllmException(e.Message);
+            }
+            Output.Out(p).WriteLine($"wrote {Path.GetFullPath(p.GetValue(output)!)}");
+            return 0;
+        });
+        return command;
+    }
+}

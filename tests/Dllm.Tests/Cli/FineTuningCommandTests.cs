@@ -1,0 +1,75 @@
+using System.Text.Json.Nodes;
+using Dllm.Runtime;
+
+namespace Dllm.Tests.Cli;
+
+/// <summary>sft (with CAP), dpo, eval --task and plot end to end through the CLI on a tiny model.</summary>
+public class FineTuningCommandTests
+{
+    public FineTuningCommandTests() => TorchRuntime.EnsureLoaded();
+
+    private static string Tasks(TempDirectory dir, string name, int count, int seed)
+    {
+        var rng = new Random(seed);
+        var lines = Enumerable.Range(0, count).Select(_ =>
+        {
+            int a = rng.Next(10), b = rng.Next(10);
+            return new JsonObject { ["prompt"] = $"Compute: {a} + {b} =", ["answer"] = $" {a + b}", ["kind"] = "arithmetic" }.ToJsonString();
+        });
+        var path = dir.File(name);
+        File.WriteAllLines(path, lines);
+        return path;
+    }
+
+    [Fact]
+    public void SftCapDpoAndTaskEvalRunEndToEnd()
+    {
+        using var dir = new TempDirectory();
+        var model = TinyCheckpoints.Write("llada2", dir.File("base"));
+        var train = Tasks(dir, "train.jsonl", 40, 1);
+        var test = Tasks(dir, "test.jsonl", 6, 2);
+
+        var sft = CliRunner.InProcess("sft", "--model", model, "--data", train, "--out", dir.File("sft"), "--steps", "4", "--batch-size", "4", "--block-size", "4", "--cap-weight", "2");
+        Assert.True(sft.ExitCode == 0, sft.Stderr + sft.Stdout);
+        Assert.Contains("CAP weight 2", sft.Stdout);
+        var config = JsonNode.Parse(File.ReadAllText(dir.File("sft/config.json")))!;
+        Assert.NotNull(config["mask_token_id"]);
+        Assert.Equal("sft+cap", JsonNode.Parse(File.ReadAllText(dir.File("sft-run/train_config.json")))!["job"]!.GetValue<string>());
+
+        File.WriteAllLines(dir.File("pairs.jsonl"), File.ReadLines(train).Select(l =>
+        {
+            var o = JsonNode.Parse(l)!;
+            return new JsonObject { ["prompt"] = o["prompt"]!.GetValue<string>(), ["chosen"] = o["answer"]!.GetValue<string>(), ["rejected"] = " 99" }.ToJsonString();
+        }));
+        var dpo = CliRunner.InProcess("dpo", "--model", dir.File("sft"), "--data", dir.File("pairs.jsonl"), "--out", dir.File("dpo"), "--steps", "3", "--batch-size", "2", "--block-size", "4", "--elbo-samples", "2");
+        Assert.True(dpo.ExitCode == 0, dpo.Stderr + dpo.Stdout);
+        Assert.Equal(3, File.ReadAllLines(dir.File("dpo-run/metrics.jsonl")).Length);
+
+        var eval = CliRunner.InProcess("eval", "--model", dir.File("dpo"), "--task", test, "--block-size", "4", "--threshold", "0.9", "-n", "4", "--json");
+        Assert.True(eval.ExitCode == 0, eval.Stderr);
+        Assert.Equal(6, eval.Json["items"]!.GetValue<int>());
+        Assert.InRange(eval.Json["accuracy"]!.GetValue<double>(), 0, 1);
+        Assert.True(eval.Json["tokens_per_forward"]!.GetValue<double>() > 0);
+        Assert.Equal("diffusion", eval.Json["mode"]!.GetValue<string>());
+
+        var plot = CliRunner.InProcess("plot", dir.File("sft-run"), dir.File("dpo-run"), "--out", dir.File("loss.png"));
+        Assert.True(plot.ExitCode == 0, plot.Stderr);
+        var png = File.ReadAllBytes(dir.File("loss.png"));
+        Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, png[..4]);
+    }
+
+    [Fact]
+    public void BadFineTuningInputIsAClearError()
+    {
+        using var dir = new TempDirectory();
+        var model = TinyCheckpoints.Write("llada2", dir.File("base"));
+        File.WriteAllText(dir.File("bad.jsonl"), "{\"prompt\": 3}\n");
+        var run = CliRunner.InProcess("sft", "--model", model, "--data", dir.File("bad.jsonl"), "--out", dir.File("o"), "--steps", "1");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Contains("line 1", run.Stderr);
+        var band = CliRunner.InProcess("sft", "--model", model, "--data", dir.File("bad.jsonl"), "--out", dir.File("o"), "--mask-min", "0.9", "--mask-max", "0.2");
+        Assert.Contains("band", band.Stderr);
+        var noTask = CliRunner.InProcess("eval", "--model", model);
+        Assert.Contains("--task", noTask.Stderr);
+    }
+}
