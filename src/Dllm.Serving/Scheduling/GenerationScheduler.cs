@@ -76,10 +76,12 @@ public sealed class GenerationScheduler : IAsyncDisposable, IDisposable
                     throw new QueueFullException(Options.MaxQueue);
                 }
                 _queue.Add(generation);
+                // A caller that leaves while waiting frees its slot at once, not when the next batch forms.
+                // Registered under the lock (the decode thread reads it there); an already-cancelled token
+                // runs the callback here, which re-enters the lock and drops the request.
+                generation.WhileQueued = generation.Request.Cancellation.UnsafeRegister(_ => DropIfQueued(generation), null);
                 Monitor.Pulse(_gate);
             }
-            // A caller that leaves while waiting frees its queue slot at once, not when the next batch forms.
-            generation.WhileQueued = generation.Request.Cancellation.UnsafeRegister(_ => DropIfQueued(generation), null);
             return generation;
         }
         catch

@@ -23,19 +23,22 @@ public class BatchingTests(ServingFixture fixture)
         var sizes = new ConcurrentBag<int>();
         server.Scheduler.BatchFinished += report => sizes.Add(report.Size);
 
-        // The first request holds the decode thread at the gate while the other five queue behind it.
+        // The first batch holds the decode thread at the gate while the rest queue behind it. However many
+        // the first batch took (the decode thread may wake late), the other requests then form one batch.
         var together = Requests.Select(r => Text(server, r.Prompt, r.MaxTokens)).ToArray();
-        await Wire.WaitUntilAsync(() => server.Scheduler.Stats is { Running: 1, Queued: 5 }, "five requests wait");
+        await Wire.WaitUntilAsync(() => server.Scheduler.Stats is var s && s.Running + s.Queued == Requests.Length, "all six are held");
         gate.Set();
         var batched = await Task.WhenAll(together);
+        var concurrent = server.Scheduler.Stats;
 
         var alone = new List<string>();
         foreach (var (prompt, maxTokens) in Requests) alone.Add(await Text(server, prompt, maxTokens));
 
         Assert.Equal(alone, batched);
-        Assert.Equal(5, server.Scheduler.Stats.LargestBatch);
-        Assert.Contains(5, sizes);
-        Assert.Equal(2 + Requests.Length, server.Scheduler.Stats.Batches);
+        Assert.True(concurrent.LargestBatch >= Requests.Length / 2, $"largest batch {concurrent.LargestBatch}");
+        Assert.True(concurrent.Batches <= 2, $"six held requests took {concurrent.Batches} batches");
+        Assert.Equal(concurrent.LargestBatch, sizes.Max());
+        Assert.Equal(concurrent.Batches + Requests.Length, server.Scheduler.Stats.Batches);   // alone: one batch each
         Assert.Equal(2 * Requests.Length, server.Scheduler.Stats.Completed);
     }
 
