@@ -20,6 +20,7 @@ public static class CliApp
     {
         yield return GenerateCommand.Build();
         yield return ChatCommand.Build();
+        yield return ServeCommand.Build();
         yield return ConvertCommand.Build();
         yield return EvalCommand.Build();
         yield return SftCommand.Build();

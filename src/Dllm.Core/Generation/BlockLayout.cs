@@ -7,10 +7,13 @@ namespace Dllm.Generation;
 internal sealed record BlockLayout(int BlockSize, int PrefillWidth, int[][] Prefill, bool[][] PrefillValid, long[][] PrefillPositions,
     int[][] Tails, int[] FirstWindowStart, int MaxNewTokens)
 {
+    /// <summary>The context positions blocks can fill: the last block must end inside the context.</summary>
+    public static int UsableContext(int context, int b) => context / b * b;
+
     public static BlockLayout Create(IReadOnlyList<IReadOnlyList<int>> prompts, int b, int maxNewTokens, int context, int padId)
     {
         if (prompts.Count == 0) throw new DllmException("no prompts to decode");
-        var usable = context / b * b;   // the last block must end inside the context
+        var usable = UsableContext(context, b);
         var longest = prompts.Max(p => p.Count);
         var room = usable - longest;
         if (room <= 0)

@@ -5,9 +5,12 @@ namespace Dllm.Generation;
 /// <summary>
 /// Follows one sequence's tokens as a decoder fills them in (in any order) and turns the contiguous
 /// prefix into text: what can be shown now (never half a character, never the start of a stop
-/// string), whether a stop string has appeared, and the final text and tokens.
+/// string), whether a stop string has appeared, and the final text and tokens. Only tokens the result
+/// can keep are shown: none at or past the token limit, none from a stop token on. Block decoding
+/// fills a block in any order, so such tokens can be decided before the sequence ends; showing them would
+/// stream text the final result drops.
 /// </summary>
-internal sealed class SequenceText(TextTokenizer tokenizer, StopStrings stops)
+internal sealed class SequenceText(TextTokenizer tokenizer, StopStrings stops, int limit = int.MaxValue, IReadOnlySet<int>? stopIds = null)
 {
     private readonly SortedDictionary<int, int> _tokens = new();
     private readonly List<int> _prefix = [];
@@ -37,7 +40,9 @@ internal sealed class SequenceText(TextTokenizer tokenizer, StopStrings stops)
 
     private void Refresh()
     {
-        _text = tokenizer.Decode(_prefix, skipSpecialTokens: true);
+        var kept = Math.Min(_prefix.Count, limit);
+        if (stopIds is { Count: > 0 } && _prefix.FindIndex(0, kept, stopIds.Contains) is var stopAt and >= 0) kept = stopAt;
+        _text = tokenizer.Decode(_prefix.Take(kept), skipSpecialTokens: true);
         if (stops.Any && StopIndex < 0) StopIndex = stops.FindStop(_text);
     }
 

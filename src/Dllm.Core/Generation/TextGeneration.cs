@@ -31,16 +31,19 @@ public static class TextGeneration
         var first = requests[0];
         var mode = ResolveMode(model, first.Mode);
         var prompts = requests.Select(r => (IReadOnlyList<int>)model.Tokenizer.Encode(r.Prompt, r.AddSpecialTokens)).ToList();
-        var texts = requests.Select(r => new SequenceText(model.Tokenizer, new StopStrings(r.StopStrings))).ToArray();
+        var room = ContextRoom(model, mode, first.Block, prompts);
         var perSequence = requests.Select(r => r.Options with
         {
+            // The decoders stop at the context too; capping here lets the streamed text end where the result does.
+            MaxNewTokens = room > 0 ? Math.Min(r.Options.MaxNewTokens, room) : r.Options.MaxNewTokens,
             StopTokenIds = first.Options.StopTokenIds.Count > 0 ? first.Options.StopTokenIds : model.StopTokenIds,
             PadTokenId = model.PadTokenId,
         }).ToList();
         var options = perSequence[0];
+        var stopIds = options.StopTokenIds.ToHashSet();
+        var texts = requests.Select((r, i) => new SequenceText(model.Tokenizer, new StopStrings(r.StopStrings), perSequence[i].MaxNewTokens, stopIds)).ToArray();
         bool StopWhen(int seq, IReadOnlyList<int> generated) => requests[seq].Cancellation.IsCancellationRequested || texts[seq].StopsAt(generated);
         var forwards = new int[requests.Count];
-        var stopIds = options.StopTokenIds.ToHashSet();
         var clock = Stopwatch.StartNew();
         var steps = mode switch
         {
@@ -67,6 +70,16 @@ public static class TextGeneration
                     yield return new GenerationEvent(u.Sequence, delta, step, result);
             }
         }
+    }
+
+    /// <summary>New tokens the batch's longest prompt leaves in the context (as the decoders count it; may be &lt;= 0).</summary>
+    private static int ContextRoom(LoadedModel model, DecodeMode mode, BlockDecodeOptions? block, IReadOnlyList<IReadOnlyList<int>> prompts)
+    {
+        var context = model.Model.Config.MaxPositionEmbeddings;
+        var longest = prompts.Max(p => p.Count);
+        if (mode == DecodeMode.Ar) return context - longest;
+        var b = ResolveBlock(model, block).BlockSize;
+        return b > 0 ? BlockLayout.UsableContext(context, b) - longest : 0;   // a bad block size is the decoder's to report
     }
 
     /// <summary>Runs to completion and returns one result per request.</summary>

@@ -86,3 +86,39 @@ public class RequestCancellationTests
         Assert.Equal(FinishReason.Length, both[1].Finish);
     }
 }
+
+public class StreamedTextTests
+{
+    public StreamedTextTests() => TorchRuntime.EnsureLoaded();
+
+    /// <summary>
+    /// Block decoding decides a block's positions in any order, so tokens past the limit or after a stop
+    /// token can be decided before the sequence ends; the stream must never show text the result drops.
+    /// </summary>
+    [Theory]
+    [InlineData(DecodeMode.Ar)]
+    [InlineData(DecodeMode.Diffusion)]
+    public void StreamedDeltasConcatenateToTheResultWhenTheLimitOrAStopTokenFallsMidBlock(DecodeMode mode)
+    {
+        using var dir = new TempDirectory();
+        using var model = LoadedModel.Load(TinyCheckpoints.Write("llada2", dir.File("m")));
+        model.EnsureMaskToken();
+        var request = new GenerationRequest { Prompt = "hello", Mode = mode, Options = new DecodeOptions { MaxNewTokens = 13, StopTokenIds = [999] }, Block = new BlockDecodeOptions(8, 0.5, 8) };
+        AssertStreamMatchesResult(model, request, out var free);
+        Assert.Equal(FinishReason.Length, free.Finish);
+
+        // A byte token (not special, so decoding would show it) that the model emits mid-block, used as the stop id.
+        var at = Enumerable.Range(2, 9).First(i => Array.IndexOf(free.TokenIds, free.TokenIds[i]) == i && i % 8 != 7);
+        var stopped = request with { Options = request.Options with { StopTokenIds = [free.TokenIds[at]] } };
+        AssertStreamMatchesResult(model, stopped, out var result);
+        Assert.Equal(FinishReason.Stop, result.Finish);
+        Assert.Equal(free.TokenIds[..at], result.TokenIds);
+    }
+
+    private static void AssertStreamMatchesResult(LoadedModel model, GenerationRequest request, out GenerationResult result)
+    {
+        var events = TextGeneration.Stream(model, [request]).ToList();
+        result = events[^1].Result!;
+        Assert.Equal(result.Text, string.Concat(events.Select(e => e.Delta)));
+    }
+}

@@ -1,0 +1,173 @@
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Text.Json.Nodes;
+using Dllm.Config;
+using Dllm.Demo;
+using Dllm.Models;
+using Dllm.Models.Layers;
+using Dllm.Runtime;
+using Dllm.Serving.Http;
+using static TorchSharp.torch;
+
+namespace Dllm.Bench;
+
+/// <summary>
+/// Serving throughput and latency: the real HTTP server on loopback, many clients at once, batched
+/// (--max-batch 16) against one request at a time (--max-batch 1), for an AR checkpoint and the same
+/// weights as a diffusion checkpoint. The model is Llama-shaped with random weights (speed does not
+/// depend on their values) and a byte-level BPE learned from the demo's synthetic stories.
+/// </summary>
+public static class ServeBenchmark
+{
+    private sealed record Options(int Requests, int Concurrency, int MaxTokens, int Threads, string[] Modes, int[] Batches);
+
+    private sealed record Outcome(string Mode, int MaxBatch, int Requests, double Seconds, long CompletionTokens, long Forwards,
+        double[] LatenciesMs, long Batches, int LargestBatch);
+
+    public static JsonObject Config10M() => new()
+    {
+        ["architectures"] = new JsonArray("LlamaForCausalLM"),
+        ["model_type"] = "llama",
+        ["vocab_size"] = 1024,
+        ["hidden_size"] = 384,
+        ["intermediate_size"] = 1024,
+        ["num_hidden_layers"] = 6,
+        ["num_attention_heads"] = 6,
+        ["num_key_value_heads"] = 2,
+        ["max_position_embeddings"] = 512,
+        ["rms_norm_eps"] = 1e-5,
+        ["rope_theta"] = 10000.0,
+        ["tie_word_embeddings"] = true,
+    };
+
+    public static void Run(string[] args)
+    {
+        var options = Parse(args);
+        TorchRuntime.EnsureLoaded();
+        if (options.Threads > 0) set_num_threads(options.Threads);
+        var root = Path.Combine(Path.GetTempPath(), $"dllm-serve-bench-{Guid.NewGuid():N}");
+        try
+        {
+            var (ar, diffusion, parameters) = WriteCheckpoints(root);
+            var prompts = SyntheticCorpus.Stories(options.Requests, seed: 7)
+                .Select(s => string.Join(' ', s.Split(' ', StringSplitOptions.RemoveEmptyEntries).Take(24))).ToArray();
+            Console.WriteLine($"machine: {Timing.Machine()}");
+            Console.WriteLine($"model: Llama-shaped, {parameters / 1e6:F1} M parameters, fp32, context 512, vocab 1024; diffusion = same weights with a MASK token, block 32, threshold 0.95");
+            Console.WriteLine($"load: {options.Requests} requests (synthetic story openings, 24 words), {options.Concurrency} concurrent clients, max_tokens {options.MaxTokens}, greedy");
+            Console.WriteLine();
+            var outcomes = new List<Outcome>();
+            foreach (var mode in options.Modes)
+                foreach (var batch in options.Batches)
+                    outcomes.Add(Measure(mode, mode == "ar" ? ar : diffusion, batch, prompts, options).GetAwaiter().GetResult());
+            Print(outcomes);
+        }
+        finally
+        {
+            if (Directory.Exists(root)) Directory.Delete(root, recursive: true);
+        }
+    }
+
+    private static (string Ar, string Diffusion, long Parameters) WriteCheckpoints(string root)
+    {
+        var tokenizer = BpeTrainer.Train(SyntheticCorpus.Stories(3000, seed: 1), 1020, Path.Combine(root, "tokenizer"));
+        var config = ModelConfigReader.Read(Config10M().ToJsonString());
+        long parameters;
+        using (var model = ModelFactory.Create(config, Placement.Cpu32))
+        {
+            ModelInit.Randomize(model, seed: 1);
+            parameters = model.parameters().Sum(p => p.numel());
+            ModelSaver.Save(model, tokenizer, Path.Combine(root, "bench-ar"));
+        }
+        using (var model = ModelFactory.Create(config with { Diffusion = new DiffusionSettings(32) }, Placement.Cpu32))
+        using (var loaded = new LoadedModel(model, tokenizer))
+        {
+            ModelInit.Randomize(model, seed: 1);
+            loaded.EnsureMaskToken();
+            loaded.Save(Path.Combine(root, "bench-dllm"));
+        }
+        return (Path.Combine(root, "bench-ar"), Path.Combine(root, "bench-dllm"), parameters);
+    }
+
+    private static async Task<Outcome> Measure(string mode, string folder, int maxBatch, string[] prompts, Options options)
+    {
+        using var model = LoadedModel.Load(folder);
+        await using var server = await DllmServer.StartAsync(model, new ServerOptions { Host = "127.0.0.1", Port = 0, MaxBatch = maxBatch, MaxQueue = options.Requests + 16 });
+        using var http = new HttpClient { BaseAddress = server.BaseAddress, Timeout = TimeSpan.FromMinutes(30) };
+        await Complete(http, prompts[0], options.MaxTokens);   // warm-up: first-call costs stay out of the figures
+        var before = server.Scheduler.Stats;
+
+        var latencies = new double[prompts.Length];
+        long tokens = 0, forwards = 0;
+        var next = -1;
+        var clock = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, options.Concurrency).Select(async _ =>
+        {
+            // Each client sends its next request as soon as its previous one is answered.
+            for (var i = Interlocked.Increment(ref next); i < prompts.Length; i = Interlocked.Increment(ref next))
+            {
+                var started = Stopwatch.GetTimestamp();
+                var usage = await Complete(http, prompts[i], options.MaxTokens);
+                latencies[i] = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+                Interlocked.Add(ref tokens, (long)usage["completion_tokens"]!);
+                Interlocked.Add(ref forwards, (long)usage["forwards"]!);
+            }
+        }));
+        var seconds = clock.Elapsed.TotalSeconds;
+        var after = server.Scheduler.Stats;
+        return new Outcome(mode, maxBatch, prompts.Length, seconds, tokens, forwards, latencies, after.Batches - before.Batches, after.LargestBatch);
+    }
+
+    private static async Task<JsonNode> Complete(HttpClient http, string prompt, int maxTokens)
+    {
+        using var response = await http.PostAsJsonAsync("/v1/completions", new JsonObject { ["prompt"] = prompt, ["max_tokens"] = maxTokens });
+        var body = (await response.Content.ReadFromJsonAsync<JsonNode>())!;
+        if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"HTTP {(int)response.StatusCode}: {body.ToJsonString()}");
+        return body["usage"]!;
+    }
+
+    private static void Print(List<Outcome> outcomes)
+    {
+        Console.WriteLine("| decoding | --max-batch | requests/s | tokens/s | p50 latency | p95 latency | p99 latency | batches (mean size) | tokens/forward |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
+        foreach (var o in outcomes)
+        {
+            var sorted = o.LatenciesMs.Order().ToArray();
+            Console.WriteLine($"| {o.Mode} | {o.MaxBatch} | {o.Requests / o.Seconds:F2} | {o.CompletionTokens / o.Seconds:F0} | " +
+                              $"{Percentile(sorted, 50) / 1000:F2} s | {Percentile(sorted, 95) / 1000:F2} s | {Percentile(sorted, 99) / 1000:F2} s | " +
+                              $"{o.Batches} ({(double)o.Requests / o.Batches:F1}) | {(double)o.CompletionTokens / o.Forwards:F2} |");
+        }
+        foreach (var mode in outcomes.Select(o => o.Mode).Distinct())
+        {
+            var one = outcomes.FirstOrDefault(o => o.Mode == mode && o.MaxBatch == 1);
+            var many = outcomes.Where(o => o.Mode == mode && o.MaxBatch > 1).MaxBy(o => o.MaxBatch);
+            if (one is not null && many is not null)
+                Console.WriteLine($"\n{mode}: --max-batch {many.MaxBatch} serves {one.Seconds / many.Seconds:F1}x the requests/s of --max-batch 1");
+        }
+    }
+
+    // Nearest-rank percentile of an ascending array.
+    private static double Percentile(double[] sorted, int p) => sorted[Math.Clamp((int)Math.Ceiling(p / 100.0 * sorted.Length) - 1, 0, sorted.Length - 1)];
+
+    private static Options Parse(string[] args)
+    {
+        int requests = 200, concurrency = 16, maxTokens = 32, threads = 0;
+        string[] modes = ["ar", "diffusion"];
+        int[] batches = [1, 16];
+        for (var i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--requests": requests = int.Parse(args[++i]); break;
+                case "--concurrency": concurrency = int.Parse(args[++i]); break;
+                case "--max-tokens": maxTokens = int.Parse(args[++i]); break;
+                case "--threads": threads = int.Parse(args[++i]); break;
+                case "--modes": modes = args[++i].Split(','); break;
+                case "--batches": batches = args[++i].Split(',').Select(int.Parse).ToArray(); break;
+                case "--quick": requests = 32; concurrency = 8; maxTokens = 16; break;
+                default: throw new ArgumentException($"unknown option {args[i]}");
+            }
+        }
+        if (modes.Any(m => m is not ("ar" or "diffusion"))) throw new ArgumentException("--modes takes ar, diffusion or both");
+        return new Options(requests, concurrency, maxTokens, threads, modes, batches);
+    }
+}
