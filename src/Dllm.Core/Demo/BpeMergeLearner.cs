@@ -31,7 +31,7 @@ internal sealed class BpeMergeLearner
 
     private BpeMergeLearner(IReadOnlyDictionary<string, long> preTokenCounts)
     {
-        for (int b = 0; b < 256; b++) AddToken(ByteLevelChars.Of((byte)b).ToString());
+        for (int b = 0; b < 256; b++) AddToken(Tokenization.ByteLevelAlphabet.Of((byte)b).ToString());
 
         // Ordinal order makes the word indices, and so any iteration over them, independent of dictionary order.
         string[] words = preTokenCounts.Keys.Order(StringComparer.Ordinal).ToArray();

@@ -12,6 +12,9 @@ internal static class ByteLevelAlphabet
     private static readonly Dictionary<char, byte> CharToByte =
         Enumerable.Range(0, 256).ToDictionary(b => ByteToChar[b], b => (byte)b);
 
+    /// <summary>The alphabet char that stands for one byte (BPE training spells single bytes of UTF-8 sequences).</summary>
+    public static char Of(byte b) => ByteToChar[b];
+
     /// <summary>The byte-level form of text: its UTF-8 bytes, each shown as its alphabet char.</summary>
     public static string Encode(string text)
     {

@@ -67,5 +67,5 @@ public sealed class BpeMergeLearnerTests
 
     /// <summary>A byte-level token spelt as the hex of its bytes, the reference's spelling.</summary>
     private static string Hex(string token) =>
-        Convert.ToHexString(token.Select(c => (byte)Enumerable.Range(0, 256).First(b => ByteLevelChars.Of((byte)b) == c)).ToArray());
+        Convert.ToHexString(token.Select(c => (byte)Enumerable.Range(0, 256).First(b => Dllm.Tokenization.ByteLevelAlphabet.Of((byte)b) == c)).ToArray());
 }

@@ -167,7 +167,7 @@ public sealed class BpeTrainerTests(DemoFixture data)
     {
         for (int b = 0; b < 256; b++)
         {
-            char c = ByteLevelChars.Of((byte)b);
+            char c = Dllm.Tokenization.ByteLevelAlphabet.Of((byte)b);
             Assert.Equal(ByteChar(b), c);
             var bytes = new List<byte>();
             ByteLevelAlphabet.AppendBytes(c.ToString(), bytes);
