@@ -8,10 +8,12 @@ switch (which)
     case "ar": ArBenchmark.Run(BenchArgs.Parse(rest)); break;
     case "matmul": MatmulCeiling.Print(BenchArgs.Parse(rest)); break;
     case "decode": DecodeBenchmark.Run(rest); break;
+    case "train": TrainBenchmark.Run(BenchArgs.Parse(rest)); break;
     case "serve": ServeBenchmark.Run(rest); break;
     default:
         Console.WriteLine("usage: dotnet run -c Release --project bench/Dllm.Bench -- <benchmark> [--repeats N] [--threads N]");
         Console.WriteLine("benchmarks: ar (AR prefill/decode tokens/s, fp32 and bf16), matmul (GFLOP/s ceiling),");
+        Console.WriteLine("            train (AR vs block-diffusion vs MDLM step time, tokens/s, MFU; fp32 and bf16),");
         Console.WriteLine("            decode [--model DIR] [--tasks FILE] [--items N] (block decoding TPF/speed/accuracy grid; run ./dllm demo first)");
         Console.WriteLine("            serve (HTTP server throughput and latency, batched vs one at a time;");
         Console.WriteLine("                   [--requests 200] [--concurrency 16] [--max-tokens 32] [--modes ar,diffusion] [--batches 1,16] [--quick])");

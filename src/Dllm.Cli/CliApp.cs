@@ -34,10 +34,16 @@ public static class CliApp
         yield return PlotCommand.Build();
     }
 
-    public static int Run(string[] args, TextWriter? stdout = null, TextWriter? stderr = null)
+    private static readonly AsyncLocal<TextReader?> StandardInput = new();
+
+    /// <summary>Where interactive verbs (chat) read from: the invocation's stdin, so tests can script a session.</summary>
+    internal static TextReader Input => StandardInput.Value ?? Console.In;
+
+    public static int Run(string[] args, TextWriter? stdout = null, TextWriter? stderr = null, TextReader? stdin = null)
     {
         stdout ??= Console.Out;
         stderr ??= Console.Error;
+        StandardInput.Value = stdin;
         var root = BuildRoot();
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

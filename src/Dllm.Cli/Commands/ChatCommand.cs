@@ -32,12 +32,12 @@ internal static class ChatCommand
             using var loaded = LoadedModel.Load(p.GetValue(model)!, SharedOptions.LoadOptions(p, device, dtype));
             var chat = p.GetValue(template) is { } name ? ChatTemplate.ByName(name) : ChatTemplate.For(loaded.Tokenizer);
             var resolved = TextGeneration.ResolveMode(loaded, p.GetValue(mode));
-            var live = Output.IsInteractive(p) && !Console.IsInputRedirected;
+            var input = CliApp.Input;
+            var live = Output.IsInteractive(p) && ReferenceEquals(input, Console.In) && !Console.IsInputRedirected;
             var output = Output.Out(p);
             output.WriteLine($"{loaded.Name}: {resolved.ToString().ToLowerInvariant()} decoding, {chat.Name} template. /reset, /exit.");
             var history = new List<ChatMessage>();
             if (p.GetValue(system) is { } s) history.Add(ChatMessage.System(s));
-            var input = Console.In;
             while (!cancel.IsCancellationRequested)
             {
                 output.Write(live ? "\n> " : "> ");

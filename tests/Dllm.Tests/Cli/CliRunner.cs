@@ -12,11 +12,14 @@ public static class CliRunner
         public JsonNode Json => JsonNode.Parse(Stdout) ?? throw new InvalidOperationException("no JSON on stdout: " + Stdout);
     }
 
-    public static Run InProcess(params string[] args)
+    public static Run InProcess(params string[] args) => WithInput("", args);
+
+    /// <summary>Runs with <paramref name="stdin"/> as standard input (for interactive verbs).</summary>
+    public static Run WithInput(string stdin, params string[] args)
     {
         var stdout = new StringWriter();
         var stderr = new StringWriter();
-        var code = CliApp.Run(args, stdout, stderr);
+        var code = CliApp.Run(args, stdout, stderr, new StringReader(stdin));
         return new Run(code, stdout.ToString(), stderr.ToString());
     }
 
