@@ -20,7 +20,7 @@ public sealed record DpoOptions
     public TrainerOptions Trainer { get; init; } = new();
     public bool Resume { get; init; }
 
-    public string ResolvedRunDirectory => RunDirectory ?? Path.TrimEndingDirectorySeparator(Path.GetFullPath(Output)) + "-run";
+    public string ResolvedRunDirectory => RunDirectory ?? JobSupport.DefaultRunDirectory(Output);
 }
 
 /// <summary>Preference optimisation of a diffusion LM with the ELBO surrogate (METHOD.md §4).</summary>
@@ -30,8 +30,7 @@ public static class DpoJob
     {
         observer ??= NullObserver.Instance;
         var run = o.ResolvedRunDirectory;
-        var store = new CheckpointStore(run);
-        var resumeFrom = JobSupport.PrepareRunDirectory(store, run, o.Resume);
+        var (store, resumeFrom) = JobSupport.OpenRun(run, o.Resume);
         var load = new LoadOptions(o.Trainer.Device, o.Trainer.ComputeDType);
         using var policy = LoadedModel.Load(resumeFrom?.Path ?? o.Model, load);
         using var reference = LoadedModel.Load(o.Reference ?? o.Model, load);

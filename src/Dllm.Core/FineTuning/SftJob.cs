@@ -19,7 +19,7 @@ public sealed record SftOptions
     public TrainerOptions Trainer { get; init; } = new();
     public bool Resume { get; init; }
 
-    public string ResolvedRunDirectory => RunDirectory ?? Path.TrimEndingDirectorySeparator(Path.GetFullPath(Output)) + "-run";
+    public string ResolvedRunDirectory => RunDirectory ?? JobSupport.DefaultRunDirectory(Output);
 }
 
 /// <summary>
@@ -32,8 +32,7 @@ public static class SftJob
     {
         observer ??= NullObserver.Instance;
         var run = o.ResolvedRunDirectory;
-        var store = new CheckpointStore(run);
-        var resumeFrom = JobSupport.PrepareRunDirectory(store, run, o.Resume);
+        var (store, resumeFrom) = JobSupport.OpenRun(run, o.Resume);
         using var loaded = LoadedModel.Load(resumeFrom?.Path ?? o.Model, new LoadOptions(o.Trainer.Device, o.Trainer.ComputeDType));
         loaded.EnsureMaskToken();
         var encoder = new ExampleEncoder(loaded.Tokenizer, o.Template is null ? null : ChatTemplate.ByName(o.Template), Math.Min(o.MaxLength, loaded.Model.Config.MaxPositionEmbeddings));

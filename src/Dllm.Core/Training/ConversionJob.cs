@@ -28,7 +28,7 @@ public sealed record ConversionOptions
     public int ValidationRows { get; init; } = 32;
     public bool Resume { get; init; }
 
-    public string ResolvedRunDirectory => RunDirectory ?? Path.TrimEndingDirectorySeparator(Path.GetFullPath(Output)) + "-run";
+    public string ResolvedRunDirectory => RunDirectory ?? JobSupport.DefaultRunDirectory(Output);
 }
 
 /// <summary>The finished conversion: where the model went and what validation said.</summary>
@@ -45,8 +45,7 @@ public static class ConversionJob
     {
         observer ??= NullObserver.Instance;
         var run = o.ResolvedRunDirectory;
-        var store = new CheckpointStore(run);
-        var resumeFrom = JobSupport.PrepareRunDirectory(store, run, o.Resume);
+        var (store, resumeFrom) = JobSupport.OpenRun(run, o.Resume);
         var load = new LoadOptions(o.Trainer.Device, o.Trainer.ComputeDType);
         using var loaded = LoadedModel.Load(resumeFrom?.Path ?? o.Model, load);
         if (loaded.Model.Config.IsDiffusion && resumeFrom is null)

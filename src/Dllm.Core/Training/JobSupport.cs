@@ -13,8 +13,18 @@ internal static class JobSupport
 {
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
+    /// <summary>Where a job keeps checkpoints, metrics and caches unless told otherwise: "&lt;output&gt;-run".</summary>
+    internal static string DefaultRunDirectory(string output) => Path.TrimEndingDirectorySeparator(Path.GetFullPath(output)) + "-run";
+
+    /// <summary>The run's checkpoint store and, when resuming, the checkpoint to continue from.</summary>
+    internal static (CheckpointStore Store, CheckpointInfo? ResumeFrom) OpenRun(string run, bool resume)
+    {
+        var store = new CheckpointStore(run);
+        return (store, PrepareRunDirectory(store, run, resume));
+    }
+
     /// <summary>Checks the run folder: a fresh run needs it empty of checkpoints; a resumed one needs one.</summary>
-    internal static CheckpointInfo? PrepareRunDirectory(CheckpointStore store, string run, bool resume)
+    private static CheckpointInfo? PrepareRunDirectory(CheckpointStore store, string run, bool resume)
     {
         var latest = store.Latest();
         if (resume)

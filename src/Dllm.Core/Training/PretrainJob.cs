@@ -23,7 +23,7 @@ public sealed record PretrainOptions
     public int ValidationRows { get; init; } = 32;
     public bool Resume { get; init; }
 
-    public string ResolvedRunDirectory => RunDirectory ?? Path.TrimEndingDirectorySeparator(Path.GetFullPath(Output)) + "-run";
+    public string ResolvedRunDirectory => RunDirectory ?? JobSupport.DefaultRunDirectory(Output);
 }
 
 /// <summary>Trains a small AR model from scratch (the demo's starting point) and writes it as an HF folder.</summary>
@@ -33,8 +33,7 @@ public static class PretrainJob
     {
         observer ??= NullObserver.Instance;
         var run = o.ResolvedRunDirectory;
-        var store = new CheckpointStore(run);
-        var resumeFrom = JobSupport.PrepareRunDirectory(store, run, o.Resume);
+        var (store, resumeFrom) = JobSupport.OpenRun(run, o.Resume);
         var tokenizer = TextTokenizer.Load(resumeFrom?.Path ?? o.Tokenizer);
         CausalLM model;
         if (resumeFrom is not null) model = ModelLoader.Load(resumeFrom.Path, new LoadOptions(o.Trainer.Device, o.Trainer.ComputeDType));
