@@ -15,8 +15,8 @@ internal static class ChatCommand
         var system = new Option<string?>("--system") { Description = "A system message to start the conversation with" };
         var maxNew = new Option<int>("--max-new-tokens", "-n") { Description = "Most tokens per reply", DefaultValueFactory = _ => 256 };
         var temperature = new Option<double>("--temperature", "-t") { Description = "0 = greedy", DefaultValueFactory = _ => 0.0 };
-        var blockSize = new Option<int?>("--block-size") { Description = "Diffusion block size (default: the checkpoint's)" };
-        var threshold = new Option<double>("--threshold") { Description = "Diffusion confidence threshold", DefaultValueFactory = _ => 0.95 };
+        var blockSize = SharedOptions.BlockSize();
+        var threshold = SharedOptions.Threshold();
         var mode = new Option<DecodeMode>("--mode") { Description = "auto, ar or diffusion", DefaultValueFactory = _ => DecodeMode.Auto };
         var device = SharedOptions.Device();
         var dtype = SharedOptions.DType();
@@ -54,7 +54,7 @@ internal static class ChatCommand
                     StopStrings = chat.StopStrings,
                     Mode = resolved,
                     Options = new DecodeOptions { MaxNewTokens = p.GetValue(maxNew), Sampling = new SamplingOptions(p.GetValue(temperature)) },
-                    Block = new BlockDecodeOptions(p.GetValue(blockSize) ?? loaded.Model.Config.Diffusion?.BlockSize ?? 32, p.GetValue(threshold)),
+                    Block = new BlockDecodeOptions(p.GetValue(blockSize) ?? loaded.DefaultBlockSize, p.GetValue(threshold)),
                 };
                 var result = live && resolved == DecodeMode.Diffusion ? LiveBlocks(loaded, request, cancel) : Stream(output, loaded, request, cancel);
                 history.Add(ChatMessage.Assistant(result.Text.Trim()));

@@ -12,12 +12,13 @@ internal static class DpoCommand
         var reference = new Option<string?>("--ref") { Description = "Frozen reference checkpoint (default: the policy's starting weights)" };
         var data = new Option<string>("--data") { Description = "Preference pairs: JSONL prompt/chosen/rejected (strings or message lists), ShareGPT ranking JSON, or chosen_messages/rejected_messages", Required = true };
         var output = new Option<string>("--out", "-o") { Description = "Folder for the aligned checkpoint", Required = true };
-        var beta = new Option<double>("--beta") { Description = "DPO temperature beta", DefaultValueFactory = _ => 0.1 };
-        var samples = new Option<int>("--elbo-samples") { Description = "Monte-Carlo draws per sequence for the ELBO (policy and reference share them)", DefaultValueFactory = _ => 2 };
-        var block = new Option<int>("--block-size") { Description = "Block size", DefaultValueFactory = _ => 32 };
+        var defaults = new DpoSettings();
+        var beta = new Option<double>("--beta") { Description = "DPO temperature beta", DefaultValueFactory = _ => defaults.Beta };
+        var samples = new Option<int>("--elbo-samples") { Description = "Monte-Carlo draws per sequence for the ELBO (policy and reference share them)", DefaultValueFactory = _ => defaults.ElboSamples };
+        var block = new Option<int>("--block-size") { Description = "Block size", DefaultValueFactory = _ => defaults.BlockSize };
         var template = new Option<string?>("--template") { Description = $"Chat template ({string.Join(", ", ChatTemplate.Names)})" };
         var maxLength = new Option<int>("--max-length") { Description = "Longest sequence in tokens", DefaultValueFactory = _ => 512 };
-        var train = new TrainingOptionsBinder();
+        var train = new TrainingOptionsBinder(steps: 200, batchSize: 8, lrScale: 0.1);
         var command = new Command("dpo",
             "Preference optimisation (DPO) of a diffusion LM with the ELBO surrogate: log-likelihoods are replaced by " +
             "-NELBO estimated from shared masks, so the policy and the frozen reference are compared on the same draws. " +
@@ -39,7 +40,7 @@ internal static class DpoCommand
                 Template = p.GetValue(template),
                 Settings = new DpoSettings(p.GetValue(beta), p.GetValue(samples), p.GetValue(block)),
                 MaxLength = p.GetValue(maxLength),
-                Trainer = train.Bind(p),
+                Trainer = train.Bind(p, Dllm.Config.ModelConfigReader.ReadDirectory(p.GetValue(model)!).HiddenSize),
                 Resume = p.GetValue(train.Resume),
             };
             var view = new TrainingProgressView(Output.Out(p), Output.IsInteractive(p));

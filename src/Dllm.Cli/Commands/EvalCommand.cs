@@ -15,8 +15,8 @@ internal static class EvalCommand
         var data = new Option<string?>("--data") { Description = "Documents to score: .txt (one per line, or between '<|endoftext|>' lines), .jsonl ('text') or .parquet" };
         var task = new Option<string?>("--task") { Description = "Tasks to solve instead: JSONL prompt/answer, or GSM8K question/answer ('#### N'); reports accuracy, tokens_per_forward, tokens_per_second, items" };
         var mode = new Option<string>("--mode") { Description = "diffusion: NELBO bound / block decoding (default for dLLMs); ar: exact next-token NLL / AR decoding", DefaultValueFactory = _ => "auto" };
-        var threshold = new Option<double>("--threshold") { Description = "Tasks, diffusion: confidence threshold", DefaultValueFactory = _ => 0.95 };
-        var maxSteps = new Option<int>("--max-steps-per-block") { Description = "Tasks, diffusion: step limit per block", DefaultValueFactory = _ => 32 };
+        var threshold = SharedOptions.Threshold();
+        var maxSteps = SharedOptions.MaxStepsPerBlock();
         var maxNew = new Option<int>("--max-new-tokens", "-n") { Description = "Tasks: longest answer", DefaultValueFactory = _ => 64 };
         var temperature = new Option<double>("--temperature", "-t") { Description = "Tasks: sampling temperature (0 = greedy)", DefaultValueFactory = _ => 0.0 };
         var batch = new Option<int>("--batch") { Description = "Tasks: prompts decoded together", DefaultValueFactory = _ => 8 };
@@ -62,7 +62,7 @@ internal static class EvalCommand
                     Mode = decodeMode,
                     AddSpecialTokens = p.GetValue(template) is null,
                     Options = new DecodeOptions { MaxNewTokens = p.GetValue(maxNew), Sampling = new SamplingOptions(p.GetValue(temperature), Seed: p.GetValue(seed)) },
-                    Block = new BlockDecodeOptions(p.GetValue(block) ?? loaded.Model.Config.Diffusion?.BlockSize ?? 32, p.GetValue(threshold), p.GetValue(maxSteps)),
+                    Block = new BlockDecodeOptions(p.GetValue(block) ?? loaded.DefaultBlockSize, p.GetValue(threshold), p.GetValue(maxSteps)),
                 };
                 var r = TaskEvaluator.Evaluate(loaded, items, request, p.GetValue(batch));
                 var taskReport = new JsonObject
@@ -98,7 +98,7 @@ internal static class EvalCommand
             else
             {
                 var maskId = loaded.MaskTokenId ?? throw new DllmException("this checkpoint has no MASK token, so it has no diffusion NELBO; use --mode ar or convert it first");
-                var b = p.GetValue(block) ?? loaded.Model.Config.Diffusion?.BlockSize ?? 32;
+                var b = p.GetValue(block) ?? loaded.DefaultBlockSize;
                 var r = NelboEvaluator.Evaluate(loaded.Model, scored, b, maskId, p.GetValue(samples), p.GetValue(seed));
                 report = new JsonObject
                 {

@@ -18,9 +18,9 @@ internal static class GenerateCommand
         var seed = new Option<long>("--seed") { Description = "Random seed for sampling (same seed, same output)", DefaultValueFactory = _ => 0 };
         var stop = new Option<string[]>("--stop") { Description = "Stop when this text appears (repeatable); it is not included in the output", AllowMultipleArgumentsPerToken = false };
         var mode = new Option<DecodeMode>("--mode") { Description = "ar = one token per forward; diffusion = block-wise parallel decoding (dLLM checkpoints); auto picks by checkpoint", DefaultValueFactory = _ => DecodeMode.Auto };
-        var blockSize = new Option<int?>("--block-size") { Description = "Diffusion: tokens decoded in parallel per block (default: the checkpoint's, else 32)" };
-        var threshold = new Option<double>("--threshold") { Description = "Diffusion: unmask every position whose confidence is above this (at least one per step); lower = fewer forwards, riskier", DefaultValueFactory = _ => 0.95 };
-        var maxSteps = new Option<int>("--max-steps-per-block") { Description = "Diffusion: step limit per block; the schedule commits the rest by then", DefaultValueFactory = _ => 32 };
+        var blockSize = SharedOptions.BlockSize();
+        var threshold = SharedOptions.Threshold();
+        var maxSteps = SharedOptions.MaxStepsPerBlock();
         var noCache = new Option<bool>("--no-cache") { Description = "Diffusion: recompute the whole window every step (the reference behaviour; slower, same tokens)" };
         var noSpecial = new Option<bool>("--no-bos") { Description = "Do not add the tokenizer's BOS token in front of the prompt" };
         var device = SharedOptions.Device();
@@ -45,7 +45,7 @@ internal static class GenerateCommand
                 StopStrings = p.GetValue(stop) ?? [],
                 Mode = p.GetValue(mode),
                 Block = new BlockDecodeOptions(
-                    p.GetValue(blockSize) ?? loaded.Model.Config.Diffusion?.BlockSize ?? 32,
+                    p.GetValue(blockSize) ?? loaded.DefaultBlockSize,
                     p.GetValue(threshold), p.GetValue(maxSteps), UseCache: !p.GetValue(noCache)),
                 Options = new DecodeOptions
                 {

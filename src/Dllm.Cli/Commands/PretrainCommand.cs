@@ -18,7 +18,7 @@ internal static class PretrainCommand
         var kvHeads = new Option<int>("--kv-heads") { Description = "Key/value heads (grouped-query attention)", DefaultValueFactory = _ => 4 };
         var ffn = new Option<int>("--ffn") { Description = "SwiGLU width (0 = 8/3 x hidden, rounded to 32)", DefaultValueFactory = _ => 0 };
         var seqLen = new Option<int>("--seq-len") { Description = "Training sequence length (also the model's context)", DefaultValueFactory = _ => 256 };
-        var train = new TrainingOptionsBinder();
+        var train = new TrainingOptionsBinder(steps: 2000, batchSize: 16, lrScale: 2.0);
         var command = new Command("pretrain",
             "Train a small Llama-style AR model from scratch on text (the starting point of the demo, and a way to get an " +
             "AR model to convert when you have none).")
@@ -39,7 +39,7 @@ internal static class PretrainCommand
                 Output = p.GetValue(output)!,
                 RunDirectory = p.GetValue(train.RunDir),
                 SequenceLength = p.GetValue(seqLen),
-                Trainer = train.Bind(p),
+                Trainer = train.Bind(p, json["hidden_size"]?.GetValue<int>() ?? 256),
                 Resume = p.GetValue(train.Resume),
             };
             var view = new TrainingProgressView(Output.Out(p), Output.IsInteractive(p));

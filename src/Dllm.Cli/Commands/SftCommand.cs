@@ -12,13 +12,14 @@ internal static class SftCommand
         var data = new Option<string>("--data") { Description = "JSONL: chat 'messages' (last turn = assistant reply), prompt/answer (prompt used verbatim), or GSM8K question/answer", Required = true };
         var output = new Option<string>("--out", "-o") { Description = "Folder for the fine-tuned checkpoint", Required = true };
         var template = new Option<string?>("--template") { Description = $"Chat template ({string.Join(", ", ChatTemplate.Names)}); default: recognised from the tokenizer; prompt/answer data stays verbatim unless set" };
-        var block = new Option<int>("--block-size") { Description = "Block size (responses are padded with EOS to a multiple of it)", DefaultValueFactory = _ => 32 };
-        var tMin = new Option<double>("--mask-min") { Description = "Lower end of the mask-rate band", DefaultValueFactory = _ => 0.3 };
-        var tMax = new Option<double>("--mask-max") { Description = "Upper end of the mask-rate band", DefaultValueFactory = _ => 0.8 };
+        var defaults = new SftSettings();
+        var block = new Option<int>("--block-size") { Description = "Block size (responses are padded with EOS to a multiple of it)", DefaultValueFactory = _ => defaults.BlockSize };
+        var tMin = new Option<double>("--mask-min") { Description = "Lower end of the mask-rate band", DefaultValueFactory = _ => defaults.MinRate };
+        var tMax = new Option<double>("--mask-max") { Description = "Upper end of the mask-rate band", DefaultValueFactory = _ => defaults.MaxRate };
         var noComplement = new Option<bool>("--no-complementary") { Description = "Train each example once with one mask instead of with the mask and its complement" };
         var cap = new Option<double>("--cap-weight") { Description = "CAP: weight of the confidence (entropy) term on masked positions already predicted right (official: 2.0; 0 = plain SFT)", DefaultValueFactory = _ => 0.0 };
         var maxLength = new Option<int>("--max-length") { Description = "Longest example in tokens (prompts are cut from the left)", DefaultValueFactory = _ => 512 };
-        var train = new TrainingOptionsBinder();
+        var train = new TrainingOptionsBinder(steps: 500, batchSize: 16);
         var command = new Command("sft",
             "Supervised fine-tuning of a diffusion LM: the prompt is never masked and carries no loss, response tokens " +
             "are masked at rates drawn from the band, each example trains with its mask and the complement, and " +
@@ -38,7 +39,7 @@ internal static class SftCommand
                 Template = p.GetValue(template),
                 Settings = new SftSettings(p.GetValue(block), p.GetValue(tMin), p.GetValue(tMax), !p.GetValue(noComplement), p.GetValue(cap)),
                 MaxLength = p.GetValue(maxLength),
-                Trainer = train.Bind(p),
+                Trainer = train.Bind(p, Dllm.Config.ModelConfigReader.ReadDirectory(p.GetValue(model)!).HiddenSize),
                 Resume = p.GetValue(train.Resume),
             };
             if (!(options.Settings.MinRate > 0 && options.Settings.MinRate < options.Settings.MaxRate && options.Settings.MaxRate <= 1))

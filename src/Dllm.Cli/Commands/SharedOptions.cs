@@ -20,6 +20,25 @@ internal static class SharedOptions
         Description = "Weight and compute dtype: float32 (exact reference), bfloat16 (faster on CPUs with AMX/AVX512-BF16 and on GPUs) or float16",
     };
 
+    private static readonly Dllm.Generation.BlockDecodeOptions BlockDefaults = new();
+
+    public static Option<double> Threshold() => new("--threshold")
+    {
+        Description = $"Diffusion: unmask every position whose confidence is above this, at least the schedule's minimum per step; lower = fewer forwards, riskier (default {BlockDefaults.Threshold}, LLaDA2.0's)",
+        DefaultValueFactory = _ => BlockDefaults.Threshold,
+    };
+
+    public static Option<int> MaxStepsPerBlock() => new("--max-steps-per-block")
+    {
+        Description = "Diffusion: step limit per block; the transfer schedule commits every position by then",
+        DefaultValueFactory = _ => BlockDefaults.MaxStepsPerBlock,
+    };
+
+    public static Option<int?> BlockSize() => new("--block-size")
+    {
+        Description = $"Diffusion: tokens decoded in parallel per block (default: the checkpoint's, else {BlockDefaults.BlockSize})",
+    };
+
     public static Option<bool> Json() => new("--json") { Description = "Print one JSON object instead of human-readable text" };
 
     public static LoadOptions LoadOptions(ParseResult p, Option<string> device, Option<string?> dtype) =>

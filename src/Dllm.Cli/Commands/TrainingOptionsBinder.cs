@@ -3,13 +3,16 @@ using Dllm.Training;
 
 namespace Dllm.Cli.Commands;
 
-/// <summary>The trainer's flags, shared by pretrain, convert and the fine-tuning verbs.</summary>
-internal sealed class TrainingOptionsBinder
+/// <summary>
+/// The trainer's flags, shared by pretrain, convert and the fine-tuning verbs; each verb picks its
+/// defaults. The default learning rate scales with the model's width (<see cref="AutoLearningRate"/>).
+/// </summary>
+internal sealed class TrainingOptionsBinder(long steps, int batchSize, double lrScale = 1.0)
 {
-    public Option<long> Steps { get; } = new("--steps") { Description = "Optimizer steps (ignored when --schedule gives the phases)", DefaultValueFactory = _ => 300 };
-    public Option<int> BatchSize { get; } = new("--batch-size") { Description = "Sequences per micro-batch", DefaultValueFactory = _ => 8 };
+    public Option<long> Steps { get; } = new("--steps") { Description = "Optimizer steps (ignored when --schedule gives the phases)", DefaultValueFactory = _ => steps };
+    public Option<int> BatchSize { get; } = new("--batch-size") { Description = "Sequences per micro-batch", DefaultValueFactory = _ => batchSize };
     public Option<int> Accumulate { get; } = new("--grad-accum") { Description = "Micro-batches per optimizer step", DefaultValueFactory = _ => 1 };
-    public Option<double> LearningRate { get; } = new("--lr") { Description = "Peak learning rate (warm-up 5%, constant, linear decay over the last 20% to 10%)", DefaultValueFactory = _ => 3e-4 };
+    public Option<double?> LearningRate { get; } = new("--lr") { Description = $"Peak learning rate (warm-up 5%, constant, linear decay over the last 20% to 10%); default {lrScale:G2} x 0.128 / hidden_size, clamped to [2e-5, 3e-3] (2e-3 for a 64-wide model, 6e-5 for a 2048-wide one)" };
     public Option<double> WeightDecay { get; } = new("--weight-decay") { Description = "AdamW weight decay on matrices", DefaultValueFactory = _ => 0.1 };
     public Option<double> Clip { get; } = new("--clip") { Description = "Gradient-norm clipping (0 = off)", DefaultValueFactory = _ => 1.0 };
     public Option<long> Seed { get; } = new("--seed") { Description = "Seed for data order, masks and noise (same seed, same run)", DefaultValueFactory = _ => 0 };
@@ -24,12 +27,15 @@ internal sealed class TrainingOptionsBinder
 
     public IEnumerable<Option> All => [Steps, BatchSize, Accumulate, LearningRate, WeightDecay, Clip, Seed, Device, ComputeDType, EvalEvery, CheckpointEvery, KeepLast, SpikeFactor, Resume, RunDir];
 
-    public TrainerOptions Bind(ParseResult p) => new()
+    /// <summary>The default peak learning rate for a model of this hidden size: wider models take smaller steps.</summary>
+    public double AutoLearningRate(int hiddenSize) => Math.Clamp(lrScale * 0.128 / hiddenSize, 2e-5, 3e-3);
+
+    public TrainerOptions Bind(ParseResult p, int hiddenSize) => new()
     {
         Steps = p.GetValue(Steps),
         BatchSize = p.GetValue(BatchSize),
         GradientAccumulation = p.GetValue(Accumulate),
-        PeakLearningRate = p.GetValue(LearningRate),
+        PeakLearningRate = p.GetValue(LearningRate) ?? AutoLearningRate(hiddenSize),
         AdamW = new AdamWOptions(WeightDecay: p.GetValue(WeightDecay)),
         ClipNorm = p.GetValue(Clip),
         Seed = p.GetValue(Seed),

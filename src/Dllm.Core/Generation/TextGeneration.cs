@@ -19,7 +19,7 @@ public static class TextGeneration
 
     /// <summary>The request's block settings, with the block size defaulting to the checkpoint's.</summary>
     public static BlockDecodeOptions ResolveBlock(LoadedModel model, BlockDecodeOptions? requested) =>
-        requested ?? new BlockDecodeOptions(BlockSize: model.Model.Config.Diffusion?.BlockSize ?? 32);
+        requested ?? new BlockDecodeOptions(BlockSize: model.DefaultBlockSize);
 
     /// <summary>
     /// Decodes all requests together and streams events. Token limits, sampling and stop strings are per

@@ -36,6 +36,9 @@ public sealed class LoadedModel : IDisposable
 
     public bool IsDiffusion => Model.Config.IsDiffusion && MaskTokenId is not null;
 
+    /// <summary>The block size to decode with unless told otherwise: the one conversion recorded, else the official 32.</summary>
+    public int DefaultBlockSize => Model.Config.Diffusion?.BlockSize ?? new Generation.BlockDecodeOptions().BlockSize;
+
     /// <summary>Adds a MASK token if the model has none (see <see cref="MaskTokenSetup"/>).</summary>
     public void EnsureMaskToken()
     {

@@ -11,6 +11,12 @@ namespace Dllm.Training;
 /// <summary>Everything `dllm convert` needs to know.</summary>
 public sealed record ConversionOptions
 {
+    // Defaults sized so that a small model (stories260K) converts in minutes on 2 CPU cores.
+    public const int DefaultSequenceLength = 128;
+    public const int DefaultBlockSize = 32;
+    public const long DefaultSteps = 4000;
+    public const int DefaultBatchSize = 16;
+
     public required string Model { get; init; }
     public required IReadOnlyList<string> Data { get; init; }
     public required string Output { get; init; }
@@ -19,9 +25,9 @@ public sealed record ConversionOptions
     public string? ScheduleFile { get; init; }
     /// <summary>"wsd" (METHOD.md §3), "mdlm" (straight to B = L, no warm-up or decay) or "ar" (B = 1 throughout).</summary>
     public string ScheduleKind { get; init; } = "wsd";
-    public int SequenceLength { get; init; } = 256;
+    public int SequenceLength { get; init; } = DefaultSequenceLength;
     /// <summary>Block size the decay phase ends at; recorded in config.json as the default decoding block.</summary>
-    public int BlockSize { get; init; } = 32;
+    public int BlockSize { get; init; } = DefaultBlockSize;
     public TrainerOptions Trainer { get; init; } = new();
     public bool DocumentMask { get; init; } = true;
     public double ValidationFraction { get; init; } = 0.02;
