@@ -43,15 +43,22 @@ public sealed class AdamW : IDisposable
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var grads = _slots.Where(s => s.Param.grad is not null).Select(s => s.Param.grad!).ToList();
-        if (grads.Count == 0) return 0;
-        var total = stack(grads.Select(g => g.to_type(ScalarType.Float32).pow(2).sum()).ToArray()).sum().sqrt().item<float>();
-        if (maxNorm > 0 && total > maxNorm && float.IsFinite(total))
+        var grads = _slots.Select(s => s.Param.grad).OfType<Tensor>().ToList();
+        try
         {
-            var scale = maxNorm / (total + 1e-6);
-            foreach (var g in grads) g.mul_(scale);
+            if (grads.Count == 0) return 0;
+            var total = stack(grads.Select(g => g.to_type(ScalarType.Float32).pow(2).sum()).ToArray()).sum().sqrt().item<float>();
+            if (maxNorm > 0 && total > maxNorm && float.IsFinite(total))
+            {
+                var scale = maxNorm / (total + 1e-6);
+                foreach (var g in grads) g.mul_(scale);
+            }
+            return total;
         }
-        return total;
+        finally
+        {
+            foreach (var g in grads) g.Dispose();   // wrappers only: the gradients themselves stay on the parameters
+        }
     }
 
     public void Step(double learningRate)
@@ -62,9 +69,10 @@ public sealed class AdamW : IDisposable
         var bias2 = 1 - Math.Pow(_o.Beta2, StepCount);
         foreach (var s in _slots)
         {
-            if (s.Param.grad is null) continue;
+            using var grad = s.Param.grad;
+            if (grad is null) continue;
             using var scope = NewDisposeScope();
-            var g = s.Param.grad.to_type(ScalarType.Float32);
+            var g = grad.to_type(ScalarType.Float32);
             if (s.Decay && _o.WeightDecay > 0) s.Master.mul_(1 - learningRate * _o.WeightDecay);
             s.ExpAvg.mul_(_o.Beta1).add_(g, alpha: 1 - _o.Beta1);
             s.ExpAvgSq.mul_(_o.Beta2).addcmul_(g, g, value: 1 - _o.Beta2);
@@ -76,6 +84,9 @@ public sealed class AdamW : IDisposable
 
     public void ZeroGrad()
     {
+        // Each read of .grad wraps the gradient in a new handle: the scope disposes them so long runs
+        // do not pile them up (the gradients themselves stay on the parameters).
+        using var scope = NewDisposeScope();
         foreach (var s in _slots) s.Param.grad?.zero_();
     }
 
