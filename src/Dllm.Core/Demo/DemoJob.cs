@@ -115,7 +115,7 @@ public static class DemoJob
         {
             Model = sft, Data = pairsFile, Output = dpo,
             Settings = new DpoSettings(Beta: 0.1, ElboSamples: 2, BlockSize: o.BlockSize),
-            Trainer = fineTune with { Steps = o.DpoSteps, BatchSize = 8, PeakLearningRate = 5e-4 },
+            Trainer = fineTune with { Steps = o.DpoSteps, BatchSize = 8, PeakLearningRate = 1e-4 },
         }, observer, cancel));
         Lap("DPO");
 
