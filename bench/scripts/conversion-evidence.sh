@@ -22,22 +22,24 @@ open(f"{sys.argv[2]}/train.txt", "w", encoding="utf-8").write("".join(d + "\n<|e
 open(f"{sys.argv[2]}/heldout.txt", "w", encoding="utf-8").write("".join(d + "\n<|endoftext|>\n" for d in docs[-100:]))
 PY
 
-"$dllm" import-llama2c "$shared/stories260K/stories260K.bin" "$shared/stories260K/tok512.bin" --out "$out/ar" >/dev/null
+[ -f "$out/ar/model.safetensors" ] || "$dllm" import-llama2c "$shared/stories260K/stories260K.bin" "$shared/stories260K/tok512.bin" --out "$out/ar" >/dev/null
 results="$out/results.md"
-echo "| model | steps | seconds | B=4 ppl bound | B=8 ppl bound | B=32 ppl bound |" > "$results"
+echo "| model | steps | training seconds | B=4 ppl bound | B=8 ppl bound | B=32 ppl bound |" > "$results"
 echo "|---|---|---|---|---|---|" >> "$results"
 ar=$("$dllm" eval --model "$out/ar" --data "$out/heldout.txt" --mode ar --json)
 echo "AR: $ar" | tee "$out/ar.json"
 
+# A finished conversion (model written) is kept and only re-evaluated, so an interrupted script resumes.
 convert() {
   local name="$1"; shift
-  rm -rf "$out/$name" "$out/$name-run"
-  local start=$(date +%s)
-  "$dllm" convert --model "$out/ar" --data "$out/train.txt" --out "$out/$name" --steps "$steps" --seed 1 "$@" > "$out/$name.log" 2>&1
-  local seconds=$(( $(date +%s) - start ))
+  if [ ! -f "$out/$name/model.safetensors" ]; then
+    rm -rf "$out/$name" "$out/$name-run"
+    "$dllm" convert --model "$out/ar" --data "$out/train.txt" --out "$out/$name" --steps "$steps" --seed 1 "$@" > "$out/$name.log" 2>&1
+  fi
+  local seconds=$(tail -n 1 "$out/$name-run/metrics.jsonl" | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["elapsed_seconds"]))')
   local row="| $name | $steps | $seconds"
   for b in 4 8 32; do
-    local ppl=$("$dllm" eval --model "$out/$name" --data "$out/heldout.txt" --block-size "$b" --samples 4 --seed 7 --json | python3 -c 'import json,sys; print(f"{json.load(sys.stdin)[\"ppl\"]:.2f}")')
+    local ppl=$("$dllm" eval --model "$out/$name" --data "$out/heldout.txt" --block-size "$b" --samples 4 --seed 7 --json | python3 -c 'import json,sys; print("%.2f" % json.load(sys.stdin)["ppl"])')
     row="$row | $ppl"
   done
   echo "$row |" | tee -a "$results"

@@ -13,7 +13,7 @@ internal sealed class ArithmeticTasks : ITaskKind
 
     public string Name => "arithmetic";
 
-    public DemoTask Next(SplitMix64 rng)
+    public DemoTask Next(SeededRandom rng)
     {
         int a = Operand(rng), b = Operand(rng);
         bool add = rng.Chance(0.5);
@@ -22,10 +22,10 @@ internal sealed class ArithmeticTasks : ITaskKind
         return new DemoTask(Name, Invariant($"Compute: {a} {(add ? '+' : '-')} {b} ="), Invariant($" {result}"));
     }
 
-    private static int Operand(SplitMix64 rng)
+    private static int Operand(SeededRandom rng)
     {
         int digits = rng.Pick(Digits);
-        return digits == 1 ? rng.Next(10) : rng.Between((int)Math.Pow(10, digits - 1), (int)Math.Pow(10, digits) - 1);
+        return digits == 1 ? rng.NextBelow(10) : rng.Between((int)Math.Pow(10, digits - 1), (int)Math.Pow(10, digits) - 1);
     }
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);

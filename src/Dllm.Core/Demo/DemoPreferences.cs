@@ -12,7 +12,7 @@ public static class DemoPreferences
 {
     public static IReadOnlyList<(TaskItem Task, string Wrong)> Build(IReadOnlyList<TaskItem> tasks, long seed)
     {
-        var random = new SplitMix64(SplitMix64.Derive(seed, "preferences"));
+        var random = new SeededRandom(SeededRandom.Derive(seed, "preferences"));
         return tasks.Select(t => (t, Wrong(t, random))).Where(p => p.Item2 != p.t.Answer).ToList();
     }
 
@@ -24,20 +24,20 @@ public static class DemoPreferences
             ["rejected"] = p.Wrong,
         }.ToJsonString() + "\n")));
 
-    private static string Wrong(TaskItem t, SplitMix64 random)
+    private static string Wrong(TaskItem t, SeededRandom random)
     {
         var words = t.Answer.Trim().Split(' ');
         switch (t.Kind)
         {
             case "arithmetic" when int.TryParse(t.Answer.Trim(), out var n):
-                var delta = 1 + random.Next(9);
-                return " " + (n - delta >= 0 && random.Next(2) == 0 ? n - delta : n + delta);
+                var delta = 1 + random.NextBelow(9);
+                return " " + (n - delta >= 0 && random.NextBelow(2) == 0 ? n - delta : n + delta);
             case "reverse":
                 return " " + string.Join(' ', words.Reverse());   // the words as they came: not reversed
             case "copy" when words.Length > 1:
                 return " " + string.Join(' ', words.Skip(1).Append(words[0]));
             case "recall" when int.TryParse(t.Answer.Trim(), out var v):
-                return " " + ((v + 1 + random.Next(9)) % 10);
+                return " " + ((v + 1 + random.NextBelow(9)) % 10);
             default:
                 return t.Answer + t.Answer;
         }

@@ -5,5 +5,5 @@ internal interface ITaskKind
 {
     string Name { get; }
 
-    DemoTask Next(SplitMix64 rng);
+    DemoTask Next(SeededRandom rng);
 }

@@ -10,11 +10,11 @@ internal sealed class RecallTasks : ITaskKind
 
     public string Name => "recall";
 
-    public DemoTask Next(SplitMix64 rng)
+    public DemoTask Next(SeededRandom rng)
     {
         List<char> keys = rng.Sample(Letters, rng.Between(2, 6));
-        int[] values = keys.Select(_ => rng.Next(10)).ToArray();
-        int asked = rng.Next(keys.Count);
+        int[] values = keys.Select(_ => rng.NextBelow(10)).ToArray();
+        int asked = rng.NextBelow(keys.Count);
         string pairs = string.Join(' ', keys.Select((k, i) => $"{k}={values[i]}"));
         return new DemoTask(Name, $"Keys: {pairs}. What is {keys[asked]}? ->", $" {values[asked]}");
     }

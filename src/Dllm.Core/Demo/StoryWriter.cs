@@ -8,7 +8,7 @@ namespace Dllm.Demo;
 /// 4 to 8 sentences. One cast (hero, helper, place, goal) per story keeps names and pronouns consistent,
 /// and each problem comes with its own fix, so the plot holds together.
 /// </summary>
-internal sealed partial class StoryWriter(SplitMix64 rng)
+internal sealed partial class StoryWriter(SeededRandom rng)
 {
     private const int MaxSentences = 8;
     private const double OptionalChance = 0.5;
@@ -61,7 +61,7 @@ internal sealed partial class StoryWriter(SplitMix64 rng)
         }
 
         // A paragraph break before the help or before the ending, as TinyStories often has one.
-        int breakBefore = rng.Next(10) switch { < 3 => help, < 5 => end, _ => -1 };
+        int breakBefore = rng.NextBelow(10) switch { < 3 => help, < 5 => end, _ => -1 };
         var text = new StringBuilder();
         for (int i = 0; i < plan.Count; i++)
         {

@@ -8,7 +8,7 @@ namespace Dllm.Demo;
 
 /// <summary>
 /// The embedded data of <c>dllm demo</c>: grammar-made stories and checkable tasks, fully determined by a seed
-/// (SplitMix64, never System.Random), so every machine builds the same corpus without a download.
+/// (SeededRandom, never System.Random), so every machine builds the same corpus without a download.
 /// </summary>
 /// <remarks>
 /// Task formats (the answer starts with a space and is what the model must produce after the prompt):
@@ -38,7 +38,7 @@ public static class SyntheticCorpus
     public static IEnumerable<string> Stories(int count, long seed)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(count);
-        return StoryStream(SplitMix64.Derive(seed, "stories")).Take(count);
+        return StoryStream(SeededRandom.Derive(seed, "stories")).Take(count);
     }
 
     /// <summary>The first <paramref name="count"/> tasks of one kind from the seed's stream; may repeat a task.</summary>
@@ -63,7 +63,7 @@ public static class SyntheticCorpus
 
         List<DemoTask> test = HeldOutTasks(options);
         var testPrompts = test.Select(t => t.Prompt).ToHashSet(StringComparer.Ordinal);
-        long trainSeed = unchecked((long)SplitMix64.Derive(options.Seed, "train"));
+        long trainSeed = unchecked((long)SeededRandom.Derive(options.Seed, "train"));
         var documents = Stories(options.Stories, options.Seed).Select(s => new Document(s, null)).ToList();
         foreach (string kind in Kinds)
             documents.AddRange(TaskKinds.Stream(kind, trainSeed)
@@ -71,7 +71,7 @@ public static class SyntheticCorpus
                 .Take(options.TasksPerKind)
                 .Select(t => new Document(t.Document, t)));
 
-        new SplitMix64(SplitMix64.Derive(options.Seed, "split")).Shuffle(documents);
+        new SeededRandom(SeededRandom.Derive(options.Seed, "split")).Shuffle(documents);
         int validCount = (int)Math.Round(documents.Count * options.ValidationFraction);
         List<Document> valid = documents[..validCount], train = documents[validCount..];
         HeldOutCheck.Verify(documents.Select(d => d.Text), test);
@@ -118,7 +118,7 @@ public static class SyntheticCorpus
     /// <summary>Distinct tasks per kind from their own stream, so no training draw can shift them.</summary>
     private static List<DemoTask> HeldOutTasks(DemoCorpusOptions options)
     {
-        long seed = unchecked((long)SplitMix64.Derive(options.Seed, "test"));
+        long seed = unchecked((long)SeededRandom.Derive(options.Seed, "test"));
         var tasks = new List<DemoTask>();
         foreach (string kind in Kinds)
         {
@@ -137,7 +137,7 @@ public static class SyntheticCorpus
 
     private static IEnumerable<string> StoryStream(ulong seed)
     {
-        var writer = new StoryWriter(new SplitMix64(seed));
+        var writer = new StoryWriter(new SeededRandom(seed));
         while (true) yield return writer.Next();
     }
 

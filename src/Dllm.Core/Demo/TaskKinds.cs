@@ -16,12 +16,12 @@ internal static class TaskKinds
     /// <summary>An endless stream of tasks of one kind; each kind gets its own sub-stream of the seed.</summary>
     /// <exception cref="DllmException">No kind has that name (thrown at the call, not on enumeration).</exception>
     public static IEnumerable<DemoTask> Stream(string name, long seed) =>
-        Endless(Find(name), SplitMix64.Derive(seed, "task:" + name));
+        Endless(Find(name), SeededRandom.Derive(seed, "task:" + name));
 
     // The generator is made inside the iterator, so enumerating the stream twice gives the same tasks.
     private static IEnumerable<DemoTask> Endless(ITaskKind kind, ulong seed)
     {
-        var rng = new SplitMix64(seed);
+        var rng = new SeededRandom(seed);
         while (true) yield return kind.Next(rng);
     }
 }

@@ -23,7 +23,7 @@ internal sealed class WordSequenceTasks : ITaskKind
 
     public string Name => _reverse ? "reverse" : "copy";
 
-    public DemoTask Next(SplitMix64 rng)
+    public DemoTask Next(SeededRandom rng)
     {
         List<string> words = rng.Sample(Words, rng.Between(2, 5));
         string prompt = $"{(_reverse ? "Reverse" : "Copy")}: {string.Join(' ', words)} ->";

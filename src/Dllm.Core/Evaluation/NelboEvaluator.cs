@@ -37,7 +37,7 @@ public static class NelboEvaluator
             var row = tensor(doc.Tokens.Select(t => (long)t).ToArray(), device: device);
             var batchTokens = row.unsqueeze(0).expand(samples, n).contiguous();
             var scored = tensor(doc.Scored, device: device).unsqueeze(0).expand(samples, n).contiguous();
-            using var generator = new Generator(Training.Trainer.StepSeed(seed, index, 0));
+            using var generator = new Generator(SeededRandom.StepSeed(seed, index, 0));
             var batch = new TokenBatch(batchTokens, Scored: scored);
             using var draw = NoiseSampler.Draw(batchTokens, blockSize, maskTokenId, generator, new NoiseOptions(), scored);
             using var result = BlockDiffusionLoss.Compute(model, batch, blockSize, draw);

@@ -72,6 +72,13 @@ public static class TextGeneration
         }
     }
 
+    /// <summary>
+    /// <see cref="Stream"/> as an async stream: decoding runs on its own thread, the caller awaits each event.
+    /// Stopping the enumeration early, or cancelling, ends the decoding at its next step.
+    /// </summary>
+    public static IAsyncEnumerable<GenerationEvent> StreamAsync(LoadedModel model, IReadOnlyList<GenerationRequest> requests, CancellationToken cancel = default) =>
+        AsyncDecodeStream.Run(token => Stream(model, requests, token), cancel);
+
     /// <summary>New tokens the batch's longest prompt leaves in the context (as the decoders count it; may be &lt;= 0).</summary>
     private static int ContextRoom(LoadedModel model, DecodeMode mode, BlockDecodeOptions? block, IReadOnlyList<IReadOnlyList<int>> prompts)
     {

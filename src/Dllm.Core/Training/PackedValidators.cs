@@ -36,7 +36,7 @@ public sealed class DiffusionValidator(ValidationRows rows, int blockSize, int m
         {
             using var scope = NewDisposeScope();
             using var _ = batch;
-            using var generator = new Generator(Trainer.StepSeed(seed, index++, 0));
+            using var generator = new Generator(SeededRandom.StepSeed(seed, index++, 0));
             using var draw = NoiseSampler.Draw(batch.Tokens, blockSize, maskTokenId, generator, new NoiseOptions());
             using var result = BlockDiffusionLoss.Compute(model, batch, blockSize, draw);
             total += result.Terms.sum().item<float>();

@@ -83,7 +83,7 @@ public sealed class Trainer
             {
                 using var scope = NewDisposeScope();
                 using var batch = _data.Next(_model.Placement.Device);
-                using var generator = new Generator(StepSeed(_o.Seed, step, micro));
+                using var generator = new Generator(SeededRandom.StepSeed(_o.Seed, step, micro));
                 var result = _objective.Compute(_model, batch, new ObjectiveContext(step, generator, noise));
                 (result.Loss / _o.GradientAccumulation).backward();
                 lossSum += result.Loss.item<float>();
@@ -178,15 +178,6 @@ public sealed class Trainer
     {
         var sorted = values.Order().ToArray();
         return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
-    }
-
-    /// <summary>SplitMix64 of (seed, step, micro): independent, reproducible streams per micro-batch.</summary>
-    public static ulong StepSeed(long seed, long step, int micro)
-    {
-        var z = (ulong)seed * 0x9E3779B97F4A7C15UL ^ (ulong)step * 0xBF58476D1CE4E5B9UL ^ (ulong)micro * 0x94D049BB133111EBUL;
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
-        return z ^ (z >> 31);
     }
 
     private void AppendMetrics(StepMetrics m)

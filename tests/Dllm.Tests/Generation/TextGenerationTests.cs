@@ -122,3 +122,70 @@ public class StreamedTextTests
         Assert.Equal(result.Text, string.Concat(events.Select(e => e.Delta)));
     }
 }
+
+public class AsyncDecodeStreamTests
+{
+    public AsyncDecodeStreamTests() => TorchRuntime.EnsureLoaded();
+
+    [Theory]
+    [InlineData(DecodeMode.Ar)]
+    [InlineData(DecodeMode.Diffusion)]
+    public async Task AsyncStreamYieldsTheSameEventsAsTheSynchronousOne(DecodeMode mode)
+    {
+        using var dir = new TempDirectory();
+        using var model = LoadedModel.Load(TinyCheckpoints.Write("llada2", dir.File("m")));
+        model.EnsureMaskToken();
+        var requests = new[] { "hello", "a longer prompt here" }.Select(p => new GenerationRequest
+        {
+            Prompt = p, Mode = mode, Options = new DecodeOptions { MaxNewTokens = 10, StopTokenIds = [999] }, Block = new BlockDecodeOptions(4, 0.5, 4),
+        }).ToList();
+        var expected = TextGeneration.Stream(model, requests).ToList();
+        var actual = new List<GenerationEvent>();
+        await foreach (var e in TextGeneration.StreamAsync(model, requests)) actual.Add(e);
+        Assert.Equal(expected.Count, actual.Count);
+        for (var i = 0; i < expected.Count; i++)
+        {
+            Assert.Equal(expected[i].Sequence, actual[i].Sequence);
+            Assert.Equal(expected[i].Delta, actual[i].Delta);
+            Assert.Equal(expected[i].Step.Forward, actual[i].Step.Forward);
+            Assert.Equal(expected[i].Result?.TokenIds, actual[i].Result?.TokenIds);
+        }
+        Assert.Equal(2, actual.Count(e => e.Result is not null));
+    }
+
+    [Fact]
+    public async Task StoppingEarlyStopsTheDecoderAndFailuresSurfaceAsThemselves()
+    {
+        var produced = 0;
+        IEnumerable<int> Decode(CancellationToken token)
+        {
+            for (var i = 0; ; i++)
+            {
+                token.ThrowIfCancellationRequested();
+                produced++;
+                yield return i;
+            }
+        }
+        await foreach (var i in AsyncDecodeStream.Run(Decode))
+            if (i == 2) break;
+        // The channel holds at most 4 items ahead of the reader, and the producer has been awaited.
+        Assert.InRange(produced, 3, 3 + 5);
+        var settled = produced;
+        await Task.Delay(50);
+        Assert.Equal(settled, produced);
+
+        IEnumerable<int> Failing(CancellationToken _)
+        {
+            yield return 1;
+            throw new DllmException("model exploded");
+        }
+        var error = await Assert.ThrowsAsync<DllmException>(async () => { await foreach (var _ in AsyncDecodeStream.Run(Failing)) { } });
+        Assert.Equal("model exploded", error.Message);
+
+        using var cancel = new CancellationTokenSource();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
+        {
+            await foreach (var i in AsyncDecodeStream.Run(Decode, cancel.Token)) if (i == 1) cancel.Cancel();
+        });
+    }
+}
