@@ -18,6 +18,7 @@ public static class DecodeBenchmark
     public static void Run(string[] args)
     {
         string model = "demo/cap", tasks = "demo/data/tasks_test.jsonl";
+        string? arModel = null;
         var items = 60;
         int[] blocks = [4, 8, 16, 32];
         double[] thresholds = [1.0, 0.95, 0.9, 0.8, 0.7];
@@ -27,6 +28,7 @@ public static class DecodeBenchmark
             {
                 case "--model": model = args[++i]; break;
                 case "--tasks": tasks = args[++i]; break;
+                case "--ar-model": arModel = args[++i]; break;
                 case "--items": items = int.Parse(args[++i]); break;
                 case "--blocks": blocks = args[++i].Split(',').Select(int.Parse).ToArray(); break;
                 case "--thresholds": thresholds = args[++i].Split(',').Select(double.Parse).ToArray(); break;
@@ -42,28 +44,42 @@ public static class DecodeBenchmark
         Console.WriteLine($"machine: {Timing.Machine()}");
         Console.WriteLine($"model: {Path.GetFullPath(model)} ({loaded.Model.parameters().Sum(p => p.numel()) / 1e6:F2} M parameters), {list.Count} tasks from {tasks}, greedy, at most 16 new tokens, batch 1");
         Console.WriteLine();
-        Row Measure(string setting, Func<IReadOnlyList<int>, DecodeProfile, IEnumerable<DecodeStep>> decode)
+        Row Measure(string setting, Func<IReadOnlyList<int>, DecodeProfile, IEnumerable<DecodeStep>> decode) => MeasureWith(loaded, setting, decode);
+        Row MeasureWith(LoadedModel loaded, string setting, Func<IReadOnlyList<int>, DecodeProfile, IEnumerable<DecodeStep>> decode)
         {
             // One warm-up item, then the timed pass over all of them.
             foreach (var _ in decode(prompts[0], new DecodeProfile())) { }
             var profile = new DecodeProfile();
-            int tokens = 0, correct = 0;
+            int tokens = 0, correct = 0, forwards = 0;
             var clock = Stopwatch.StartNew();
             for (var i = 0; i < prompts.Count; i++)
             {
-                var result = DecodeCollector.Collect(decode(prompts[i], profile), 1)[0];
+                var steps = decode(prompts[i], profile).ToList();
+                // The decoders' own forward numbering: block decoding counts decoding forwards (prefill
+                // excluded), AR counts the prefill as the forward that produced the first token.
+                forwards += steps.Max(s => s.Forward);
+                var result = DecodeCollector.Collect(steps, 1)[0];
                 tokens += result.Tokens.Length + (result.Finish == FinishReason.Stop ? 1 : 0);
                 if (AnswerExtraction.IsCorrect(loaded.Tokenizer.Decode(result.Tokens, skipSpecialTokens: true), list[i].Answer)) correct++;
             }
             var seconds = clock.Elapsed.TotalSeconds;
-            return new Row(setting, (double)tokens / profile.Forwards, tokens / seconds, (double)correct / list.Count,
-                1 - profile.ForwardTime.TotalSeconds / seconds, profile.Forwards, tokens);
+            return new Row(setting, (double)tokens / forwards, tokens / seconds, (double)correct / list.Count,
+                1 - profile.ForwardTime.TotalSeconds / seconds, forwards, tokens);
         }
 
+        // AR decoding of the dLLM itself gives its speed, not sensible answers (it predicts the token at a
+        // masked position, not the next one); --ar-model adds the pre-trained AR model for accuracy.
         var rows = new List<Row>
         {
-            Measure("AR, KV cache", (p, prof) => ArDecoder.Run(loaded.Model, [p], options, profile: prof)),
+            Measure("AR, KV cache (this dLLM's network)", (p, prof) => ArDecoder.Run(loaded.Model, [p], options, profile: prof)),
         };
+        if (arModel is not null)
+        {
+            using var ar = LoadedModel.Load(arModel);
+            if (ar.Tokenizer.Encode(list[0].Prompt, addSpecialTokens: true).SequenceEqual(prompts[0]) is false)
+                throw new ArgumentException($"{arModel} does not share {model}'s tokenizer");
+            rows.Add(MeasureWith(ar, $"AR, KV cache ({Path.GetFileName(Path.GetFullPath(arModel))})", (p, prof) => ArDecoder.Run(ar.Model, [p], options, profile: prof)));
+        }
         foreach (var b in blocks)
             foreach (var t in thresholds)
                 rows.Add(Measure($"B={b}, threshold {t}", (p, prof) => BlockDecoder.Run(loaded.Model, [p], options, new BlockDecodeOptions(b, t, Math.Max(b, 1)), maskId, profile: prof)));

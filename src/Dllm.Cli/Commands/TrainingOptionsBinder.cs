@@ -12,7 +12,7 @@ internal sealed class TrainingOptionsBinder(long steps, int batchSize, double lr
     public Option<long> Steps { get; } = new("--steps") { Description = "Optimizer steps (ignored when --schedule gives the phases)", DefaultValueFactory = _ => steps };
     public Option<int> BatchSize { get; } = new("--batch-size") { Description = "Sequences per micro-batch", DefaultValueFactory = _ => batchSize };
     public Option<int> Accumulate { get; } = new("--grad-accum") { Description = "Micro-batches per optimizer step", DefaultValueFactory = _ => 1 };
-    public Option<double?> LearningRate { get; } = new("--lr") { Description = $"Peak learning rate (warm-up 5%, constant, linear decay over the last 20% to 10%); default {lrScale:G2} x 0.128 / hidden_size, clamped to [2e-5, 3e-3] (2e-3 for a 64-wide model, 6e-5 for a 2048-wide one)" };
+    public Option<double?> LearningRate { get; } = new("--lr") { Description = $"Peak learning rate (warm-up 5%, constant, linear decay over the last 20% to 10%); default {lrScale:G2} x 0.128 / hidden_size, clamped to [2e-5, 3e-3] ({Example(lrScale, 64)} for a 64-wide model, {Example(lrScale, 2048)} for a 2048-wide one)" };
     public Option<double> WeightDecay { get; } = new("--weight-decay") { Description = "AdamW weight decay on matrices", DefaultValueFactory = _ => 0.1 };
     public Option<double> Clip { get; } = new("--clip") { Description = "Gradient-norm clipping (0 = off)", DefaultValueFactory = _ => 1.0 };
     public Option<long> Seed { get; } = new("--seed") { Description = "Seed for data order, masks and noise (same seed, same run)", DefaultValueFactory = _ => 0 };
@@ -28,7 +28,11 @@ internal sealed class TrainingOptionsBinder(long steps, int batchSize, double lr
     public IEnumerable<Option> All => [Steps, BatchSize, Accumulate, LearningRate, WeightDecay, Clip, Seed, Device, ComputeDType, EvalEvery, CheckpointEvery, KeepLast, SpikeFactor, Resume, RunDir];
 
     /// <summary>The default peak learning rate for a model of this hidden size: wider models take smaller steps.</summary>
-    public double AutoLearningRate(int hiddenSize) => Math.Clamp(lrScale * 0.128 / hiddenSize, 2e-5, 3e-3);
+    public double AutoLearningRate(int hiddenSize) => Rule(lrScale, hiddenSize);
+
+    private static double Rule(double scale, int hiddenSize) => Math.Clamp(scale * 0.128 / hiddenSize, 2e-5, 3e-3);
+
+    private static string Example(double scale, int hiddenSize) => Rule(scale, hiddenSize).ToString("G2", System.Globalization.CultureInfo.InvariantCulture);
 
     public TrainerOptions Bind(ParseResult p, int hiddenSize) => new()
     {

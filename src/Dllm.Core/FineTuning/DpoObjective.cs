@@ -24,13 +24,32 @@ public sealed class DpoObjective(CausalLM reference, DpoSettings settings, int m
     public ObjectiveResult Compute(CausalLM model, TokenBatch batch, ObjectiveContext context)
     {
         using var scope = NewDisposeScope();
-        var (loss, _) = Loss(model, batch, context.Generator);
+        var (loss, gains) = Rewards(model, batch, context.Generator);
         var tokens = batch.Scored!.sum().item<long>();
-        return new ObjectiveResult(loss.MoveToOuterDisposeScope(), tokens);
+        // The usual DPO diagnostics: implicit rewards beta * (E_pi - E_ref) of chosen and rejected, and how
+        // often chosen wins. Chosen falling with rejected falling faster is DPO's known drift.
+        var chosen = settings.Beta * gains.select(1, 0);
+        var rejected = settings.Beta * gains.select(1, 1);
+        var extra = new Dictionary<string, double>
+        {
+            ["dpo_chosen_reward"] = chosen.mean().item<float>(),
+            ["dpo_rejected_reward"] = rejected.mean().item<float>(),
+            ["dpo_reward_accuracy"] = (chosen > rejected).to_type(ScalarType.Float32).mean().item<float>(),
+        };
+        return new ObjectiveResult(loss.MoveToOuterDisposeScope(), tokens, extra);
     }
 
     /// <summary>The DPO loss and the per-pair margins [P] (policy-vs-reference ELBO gain of chosen over rejected).</summary>
     public (Tensor Loss, Tensor Margins) Loss(CausalLM model, TokenBatch batch, Generator generator)
+    {
+        using var scope = NewDisposeScope();
+        var (loss, gains) = Rewards(model, batch, generator);
+        var margins = gains.select(1, 0) - gains.select(1, 1);
+        return (loss.MoveToOuterDisposeScope(), margins.MoveToOuterDisposeScope());
+    }
+
+    /// <summary>The DPO loss and the detached ELBO gains E_pi - E_ref per pair [P, (chosen, rejected)].</summary>
+    private (Tensor Loss, Tensor Gains) Rewards(CausalLM model, TokenBatch batch, Generator generator)
     {
         using var scope = NewDisposeScope();
         var scored = batch.Scored ?? throw new ArgumentException("DPO batches must mark their response tokens (Scored)");
@@ -38,7 +57,10 @@ public sealed class DpoObjective(CausalLM reference, DpoSettings settings, int m
         if (rows % 2 != 0) throw new ArgumentException("DPO batches hold chosen/rejected row pairs");
         var tokens = batch.Tokens.repeat(s, 1);                     // [S*2P, L]: the draws for one row are S rows apart
         var mask = scored.repeat(s, 1);
-        var draw = NoiseSampler.Draw(tokens, settings.BlockSize, maskTokenId, generator, new NoiseOptions { MinRate = settings.MinRate, MaxRate = settings.MaxRate }, mask);
+        // Chosen and rejected rows of a pair (adjacent) share rates and coins too: the margin compares them
+        // position by position, so common random numbers cut its variance without biasing either ELBO.
+        var draw = NoiseSampler.Draw(tokens, settings.BlockSize, maskTokenId, generator, new NoiseOptions { MinRate = settings.MinRate, MaxRate = settings.MaxRate }, mask,
+            rowsPerDraw: 2);
         var repeated = new TokenBatch(tokens, null, mask);
         var policy = Elbo(model, repeated, draw, s, rows);
         Tensor referenceElbo;
@@ -46,7 +68,7 @@ public sealed class DpoObjective(CausalLM reference, DpoSettings settings, int m
         var gain = (policy - referenceElbo).view(rows / 2, 2);      // [P, (chosen, rejected)]
         var margins = gain.select(1, 0) - gain.select(1, 1);
         var loss = -nn.functional.logsigmoid(settings.Beta * margins).mean();
-        return (loss.MoveToOuterDisposeScope(), margins.detach().MoveToOuterDisposeScope());
+        return (loss.MoveToOuterDisposeScope(), gain.detach().MoveToOuterDisposeScope());
     }
 
     /// <summary>E = -NELBO per original row: the summed weighted loss, averaged over its S draws.</summary>

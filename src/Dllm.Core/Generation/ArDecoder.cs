@@ -37,7 +37,10 @@ public static class ArDecoder
             using (var scope = NewDisposeScope())
             {
                 var mask = AttentionMasks.WithPadding(AttentionMasks.Causal(batch.Width, device: batch.Tokens.device), batch.Valid);
-                logits = model.Forward(batch.Tokens, batch.Positions, mask, cache, logitsForLast: 1).squeeze(1).MoveToOuterDisposeScope().DetachFromDisposeScope();
+                Tensor Prefill() => model.Forward(batch.Tokens, batch.Positions, mask, cache, logitsForLast: 1);
+                Tensor prefilled = null!;
+                if (profile is null) prefilled = Prefill(); else profile.TimePrefill(() => prefilled = Prefill());
+                logits = prefilled.squeeze(1).MoveToOuterDisposeScope().DetachFromDisposeScope();
                 valid = batch.Valid.alias().DetachFromDisposeScope();
                 nextPositions = batch.Positions.narrow(1, batch.Width - 1, 1).add(1).DetachFromDisposeScope();
             }

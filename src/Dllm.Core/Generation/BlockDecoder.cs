@@ -40,7 +40,7 @@ public static class BlockDecoder
         var generators = perSequence.Select(o => Sampler.NewGenerator(o.Sampling.Seed)).ToList();
         var rows = Enumerable.Range(0, prompts.Count).Select(i => new SequenceState(i, layout.Tails[i])).ToList();
         var device = model.Placement.Device;
-        using var window = new BlockWindow(model, layout, block.UseCache, device);
+        using var window = new BlockWindow(model, layout, block.UseCache, device, profile);
         using var noGrad = no_grad();
         var forwards = 0;
 

@@ -23,7 +23,7 @@ internal sealed class BlockWindow : IDisposable
     private List<List<long>> _committedPositions;
     private int[][]? _pending;                     // finished windows not yet in the cache
 
-    public BlockWindow(CausalLM model, BlockLayout layout, bool cached, Device device)
+    public BlockWindow(CausalLM model, BlockLayout layout, bool cached, Device device, DecodeProfile? profile = null)
     {
         (_model, _b, _cached, _device) = (model, layout.BlockSize, cached, device);
         _windowStart = layout.FirstWindowStart.Select(x => (long)x).ToList();
@@ -40,7 +40,8 @@ internal sealed class BlockWindow : IDisposable
         var tokens = Rows(_committed);
         var positions = Rows(_committedPositions);
         var mask = AttentionMasks.WithPadding(AttentionMasks.BlockCausal(positions, positions, _b), Rows(_keyValid));
-        _model.Hidden(_model.Embed(tokens), positions, mask, _cache);   // fills the cache; no logits needed
+        void Prefill() => _model.Hidden(_model.Embed(tokens), positions, mask, _cache);   // fills the cache; no logits needed
+        if (profile is null) Prefill(); else profile.TimePrefill(Prefill);
     }
 
     /// <summary>Logits [R, B, V] for the rows' current windows (CPU token arrays).</summary>

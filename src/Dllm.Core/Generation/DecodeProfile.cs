@@ -5,6 +5,8 @@ namespace Dllm.Generation;
 /// <summary>
 /// Optional timing of a decoding run: wall time inside model forwards versus everything else
 /// (sampling, selection, bookkeeping), for the decoder-overhead figure in the benchmarks.
+/// <see cref="ForwardTime"/> covers every forward, the prompt prefill included; <see cref="Forwards"/>
+/// counts the decoding forwards only, as tokens per forward does.
 /// </summary>
 public sealed class DecodeProfile
 {
@@ -12,6 +14,13 @@ public sealed class DecodeProfile
 
     public TimeSpan ForwardTime => _forward.Elapsed;
     public int Forwards { get; private set; }
+
+    internal void TimePrefill(Action prefill)
+    {
+        _forward.Start();
+        try { prefill(); }
+        finally { _forward.Stop(); }
+    }
 
     internal T TimeForward<T>(Func<T> forward)
     {

@@ -8,8 +8,11 @@ namespace Dllm.Training;
 /// and the annealed masked-embedding noise level.</summary>
 public sealed record ObjectiveContext(long Step, Generator Generator, double EmbeddingNoise);
 
-/// <summary>A micro-batch's loss (mean over its scored tokens) and the tokens it trained on.</summary>
-public sealed record ObjectiveResult(Tensor Loss, long Tokens);
+/// <summary>
+/// A micro-batch's loss (mean over its scored tokens) and the tokens it trained on. <paramref name="Extra"/>
+/// holds objective-specific diagnostics (e.g. DPO rewards), averaged over micro-batches into metrics.jsonl.
+/// </summary>
+public sealed record ObjectiveResult(Tensor Loss, long Tokens, IReadOnlyDictionary<string, double>? Extra = null);
 
 /// <summary>A training loss as a pure function of model, batch and context. The trainer owns everything else.</summary>
 public interface ITrainingObjective

@@ -79,6 +79,7 @@ public sealed class Trainer
             optimizer.ZeroGrad();
             double lossSum = 0;
             long tokens = 0;
+            var extra = new Dictionary<string, double>();
             for (var micro = 0; micro < _o.GradientAccumulation; micro++)
             {
                 using var scope = NewDisposeScope();
@@ -88,6 +89,8 @@ public sealed class Trainer
                 (result.Loss / _o.GradientAccumulation).backward();
                 lossSum += result.Loss.item<float>();
                 tokens += result.Tokens;
+                foreach (var (name, value) in result.Extra ?? new Dictionary<string, double>())
+                    extra[name] = extra.GetValueOrDefault(name) + value / _o.GradientAccumulation;
             }
             var loss = lossSum / _o.GradientAccumulation;
             var gradNorm = double.NaN;
@@ -111,7 +114,8 @@ public sealed class Trainer
             }
             tokensSeen += tokens;
             var seconds = stepClock.Elapsed.TotalSeconds;
-            var metrics = new StepMetrics(step, loss, lr.At(step), _objective.BlockSizeAt(step), gradNorm, tokens, tokens / Math.Max(seconds, 1e-9), clock.Elapsed.TotalSeconds, skip, noise);
+            var metrics = new StepMetrics(step, loss, lr.At(step), _objective.BlockSizeAt(step), gradNorm, tokens, tokens / Math.Max(seconds, 1e-9), clock.Elapsed.TotalSeconds, skip, noise,
+                extra.Count > 0 ? extra : null);
             AppendMetrics(metrics);
             _observer.Step(metrics);
 
@@ -195,6 +199,8 @@ public sealed class Trainer
             ["skipped"] = m.Skipped,
             ["embedding_noise"] = m.EmbeddingNoise,
         };
+        foreach (var (name, value) in m.Extra ?? new Dictionary<string, double>())
+            line[name] = double.IsFinite(value) ? Math.Round(value, 6) : null;
         File.AppendAllText(_metricsPath, line.ToJsonString() + "\n");
     }
 

@@ -2,7 +2,7 @@ namespace Dllm.Training;
 
 /// <summary>One optimizer step's numbers (also one line of metrics.jsonl).</summary>
 public sealed record StepMetrics(long Step, double Loss, double LearningRate, int BlockSize, double GradNorm, long Tokens,
-    double TokensPerSecond, double Seconds, bool Skipped, double EmbeddingNoise);
+    double TokensPerSecond, double Seconds, bool Skipped, double EmbeddingNoise, IReadOnlyDictionary<string, double>? Extra = null);
 
 /// <summary>How a run ended.</summary>
 public enum TrainingOutcome { Completed, Stopped, Cancelled }

@@ -76,6 +76,23 @@ public class BlockDiffusionLossTests
     }
 
     [Fact]
+    public void RowsOfAGroupShareRatesAndCoinsButNotTheirMaskableSpan()
+    {
+        using var scope = NewDisposeScope();
+        var tokens = RandomTokens(4, 64, 11);
+        var maskable = ones(4, 64, dtype: ScalarType.Bool);
+        maskable[1, TensorIndex.Slice(0, 8)] = false;   // row 1 has a longer prompt than its partner
+        using var draw = NoiseSampler.Draw(tokens, 16, Mask, new Generator(3), new NoiseOptions(), maskable, rowsPerDraw: 2);
+        Assert.True(draw.Rate[0].eq(draw.Rate[1]).all().item<bool>());
+        Assert.True(draw.Rate[2].eq(draw.Rate[3]).all().item<bool>());
+        Assert.False(draw.Rate[0].eq(draw.Rate[2]).all().item<bool>());
+        Assert.True(draw.Masked[0].narrow(0, 8, 56).eq(draw.Masked[1].narrow(0, 8, 56)).all().item<bool>());
+        Assert.False(draw.Masked[1].narrow(0, 0, 8).any().item<bool>());
+        Assert.True(draw.Masked[2].eq(draw.Masked[3]).all().item<bool>());
+        Assert.Throws<ArgumentException>(() => NoiseSampler.Draw(tokens, 16, Mask, new Generator(3), new NoiseOptions(), rowsPerDraw: 3));
+    }
+
+    [Fact]
     public void PerturbingOnePackedDocumentLeavesTheOthersUnchanged()
     {
         using var model = TinyConfigs.Model("llama", seed: 8);

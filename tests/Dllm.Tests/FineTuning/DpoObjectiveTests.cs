@@ -43,5 +43,11 @@ public class DpoObjectiveTests
         var (after, marginAfter) = objective.Loss(model, batch, new Generator(3));
         Assert.True(marginAfter.item<float>() > before.item<float>() + 1e-3, $"margin {before.item<float>()} -> {marginAfter.item<float>()}");
         Assert.True(after.item<float>() < Math.Log(2));
+
+        // The logged rewards are beta * (E_pi - E_ref) on the same draws: their difference is beta * margin.
+        var result = objective.Compute(model, batch, new ObjectiveContext(0, new Generator(3), 0));
+        var extra = result.Extra!;
+        Assert.Equal(1.0 * marginAfter.item<float>(), extra["dpo_chosen_reward"] - extra["dpo_rejected_reward"], 4);
+        Assert.Equal(1.0, extra["dpo_reward_accuracy"]);
     }
 }
