@@ -16,6 +16,11 @@ internal static class DpoCommand
         var beta = new Option<double>("--beta") { Description = "DPO temperature beta", DefaultValueFactory = _ => defaults.Beta };
         var samples = new Option<int>("--elbo-samples") { Description = "Monte-Carlo draws per sequence for the ELBO (policy and reference share them)", DefaultValueFactory = _ => defaults.ElboSamples };
         var block = new Option<int>("--block-size") { Description = "Block size", DefaultValueFactory = _ => defaults.BlockSize };
+        var nllWeight = new Option<double>("--chosen-nll-weight")
+        {
+            Description = "Add this weight times the chosen response's diffusion NLL per token (RPO); 0 is plain DPO, as the method states it",
+            DefaultValueFactory = _ => defaults.ChosenNllWeight,
+        };
         var template = new Option<string?>("--template") { Description = $"Chat template ({string.Join(", ", ChatTemplate.Names)})" };
         var maxLength = new Option<int>("--max-length") { Description = "Longest sequence in tokens", DefaultValueFactory = _ => 512 };
         var train = new TrainingOptionsBinder(steps: 200, batchSize: 8, lrScale: 0.1);
@@ -24,12 +29,13 @@ internal static class DpoCommand
             "-NELBO estimated from shared masks, so the policy and the frozen reference are compared on the same draws. " +
             "--batch-size counts preference pairs.")
         {
-            model, reference, data, output, beta, samples, block, template, maxLength,
+            model, reference, data, output, beta, samples, block, nllWeight, template, maxLength,
         };
         foreach (var o in train.All) command.Options.Add(o);
         command.SetAction((p, cancel) =>
         {
             if (p.GetValue(samples) <= 0) throw new DllmException($"--elbo-samples must be positive, got {p.GetValue(samples)}");
+            if (p.GetValue(nllWeight) < 0) throw new DllmException($"--chosen-nll-weight must not be negative, got {p.GetValue(nllWeight)}");
             var options = new DpoOptions
             {
                 Model = p.GetValue(model)!,
@@ -38,7 +44,7 @@ internal static class DpoCommand
                 Output = p.GetValue(output)!,
                 RunDirectory = p.GetValue(train.RunDir),
                 Template = p.GetValue(template),
-                Settings = new DpoSettings(p.GetValue(beta), p.GetValue(samples), p.GetValue(block)),
+                Settings = new DpoSettings(p.GetValue(beta), p.GetValue(samples), p.GetValue(block), ChosenNllWeight: p.GetValue(nllWeight)),
                 MaxLength = p.GetValue(maxLength),
                 Trainer = train.Bind(p, Dllm.Config.ModelConfigReader.ReadDirectory(p.GetValue(model)!).HiddenSize),
                 Resume = p.GetValue(train.Resume),

@@ -6,8 +6,13 @@ using static TorchSharp.torch;
 
 namespace Dllm.FineTuning;
 
-/// <summary>DPO settings: beta, Monte-Carlo draws per sequence for the ELBO, the block size and mask-rate band.</summary>
-public sealed record DpoSettings(double Beta = 0.1, int ElboSamples = 2, int BlockSize = 32, double MinRate = 0.3, double MaxRate = 0.8);
+/// <summary>
+/// DPO settings: beta, Monte-Carlo draws per sequence for the ELBO, the block size and mask-rate band, and
+/// <paramref name="ChosenNllWeight"/>: weight of an added NLL term on the chosen response (its -ELBO per
+/// response token), as in RPO (Pang et al. 2024); 0 is METHOD.md's DPO exactly.
+/// </summary>
+public sealed record DpoSettings(double Beta = 0.1, int ElboSamples = 2, int BlockSize = 32, double MinRate = 0.3, double MaxRate = 0.8,
+    double ChosenNllWeight = 0);
 
 /// <summary>
 /// DPO with the ELBO surrogate (METHOD.md §4): log pi(y|x) is replaced by E = -NELBO(y|x), the summed
@@ -68,6 +73,14 @@ public sealed class DpoObjective(CausalLM reference, DpoSettings settings, int m
         var gain = (policy - referenceElbo).view(rows / 2, 2);      // [P, (chosen, rejected)]
         var margins = gain.select(1, 0) - gain.select(1, 1);
         var loss = -nn.functional.logsigmoid(settings.Beta * margins).mean();
+        if (settings.ChosenNllWeight != 0)
+        {
+            // The chosen rows' -ELBO per scored token: the SFT loss on the preferred answer, which keeps
+            // DPO from lowering the chosen likelihood along with the rejected one.
+            var chosenTokens = scored.sum(-1).to_type(ScalarType.Float32).view(rows / 2, 2).select(1, 0).clamp_min(1);
+            var nll = (-policy.view(rows / 2, 2).select(1, 0) / chosenTokens).mean();
+            loss = loss + settings.ChosenNllWeight * nll;
+        }
         return (loss.MoveToOuterDisposeScope(), gain.detach().MoveToOuterDisposeScope());
     }
 

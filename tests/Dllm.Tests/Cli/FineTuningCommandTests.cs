@@ -41,9 +41,12 @@ public class FineTuningCommandTests
             var o = JsonNode.Parse(l)!;
             return new JsonObject { ["prompt"] = o["prompt"]!.GetValue<string>(), ["chosen"] = o["answer"]!.GetValue<string>(), ["rejected"] = " 99" }.ToJsonString();
         }));
-        var dpo = CliRunner.InProcess("dpo", "--model", dir.File("sft"), "--data", dir.File("pairs.jsonl"), "--out", dir.File("dpo"), "--steps", "3", "--batch-size", "2", "--block-size", "4", "--elbo-samples", "2");
+        var dpo = CliRunner.InProcess("dpo", "--model", dir.File("sft"), "--data", dir.File("pairs.jsonl"), "--out", dir.File("dpo"), "--steps", "3", "--batch-size", "2", "--block-size", "4", "--elbo-samples", "2", "--chosen-nll-weight", "1");
         Assert.True(dpo.ExitCode == 0, dpo.Stderr + dpo.Stdout);
-        Assert.Equal(3, File.ReadAllLines(dir.File("dpo-run/metrics.jsonl")).Length);
+        var metrics = File.ReadAllLines(dir.File("dpo-run/metrics.jsonl")).Select(l => JsonNode.Parse(l)!).ToList();
+        Assert.Equal(3, metrics.Count);
+        Assert.All(metrics, m => Assert.InRange(m["dpo_reward_accuracy"]!.GetValue<double>(), 0, 1));
+        Assert.Equal(0, metrics[0]["dpo_chosen_reward"]!.GetValue<double>());   // the policy starts as the reference
 
         var eval = CliRunner.InProcess("eval", "--model", dir.File("dpo"), "--task", test, "--block-size", "4", "--threshold", "0.9", "-n", "4", "--json");
         Assert.True(eval.ExitCode == 0, eval.Stderr);

@@ -27,6 +27,26 @@ public class DpoObjectiveTests
     }
 
     [Fact]
+    public void ChosenNllTermScalesWithItsWeightAndIgnoresTheRejectedResponse()
+    {
+        using var model = TinyConfigs.Model("llada2", seed: 5);
+        using var reference = TinyConfigs.Model("llada2", seed: 5);
+        using var noGrad = no_grad();
+        float Loss(double weight, int[] rejected)
+        {
+            using var batch = SftBatchSource.Pack([([5, 6, 7], [40, 41, 42, 43]), ([5, 6, 7], rejected)], blockSize: 4, padId: Eos, CPU);
+            var settings = new DpoSettings(Beta: 0.5, ElboSamples: 3, BlockSize: 4, ChosenNllWeight: weight);
+            return new DpoObjective(reference, settings, Mask).Loss(model, batch, new Generator(2)).Loss.item<float>();
+        }
+        var nll = Loss(1, [90, 91, 92, 93]) - Math.Log(2);   // policy == reference: the DPO part is log 2
+        Assert.True(nll > 0.1, $"NLL term {nll}");
+        Assert.Equal(2 * nll, Loss(2, [90, 91, 92, 93]) - Math.Log(2), 4);
+        // Draws are shared by position, not by content, so another rejected answer leaves the chosen NLL alone.
+        Assert.Equal(nll, Loss(1, [11, 12, 13, 14]) - Math.Log(2), 4);
+        Assert.Equal(Math.Log(2), Loss(0, [11, 12, 13, 14]), 5);
+    }
+
+    [Fact]
     public void OneStepRaisesTheChosenElboRelativeToTheRejected()
     {
         using var model = TinyConfigs.Model("llada2", seed: 6);
