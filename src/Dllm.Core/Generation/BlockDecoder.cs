@@ -48,12 +48,12 @@ public static class BlockDecoder
         {
             // Window contents on the CPU: fixed prompt tail first (block 0 only), MASKs after it.
             foreach (var r in rows) r.StartBlock(b, maskTokenId, blockIndex == 0);
-            for (var step = 0; rows.Any(r => r.HasMasks); step++)
+            for (var step = 0; rows.Any(r => r.NeedsForward(stops, limits[r.Sequence])); step++)
             {
                 cancel.ThrowIfCancellationRequested();
                 // Every row's window goes through the forward (the batch shares it), but only rows with
                 // MASKs left draw samples, so a row's random stream does not depend on its batchmates.
-                var drawing = Enumerable.Range(0, rows.Count).Where(i => rows[i].HasMasks).ToArray();
+                var drawing = Enumerable.Range(0, rows.Count).Where(i => rows[i].NeedsForward(stops, limits[rows[i].Sequence])).ToArray();
                 int[] tokens;
                 float[] confidence;
                 using (var scope = NewDisposeScope())
@@ -93,7 +93,8 @@ public static class BlockDecoder
             {
                 var r = rows[i];
                 var before = r.Generated.Count;
-                r.Generated.AddRange(r.Window.Skip(r.FixedSlots));
+                // Slots past the token limit may still hold MASK (see NeedsForward); they are never output.
+                r.Generated.AddRange(r.Window.Skip(r.FixedSlots).Take(limits[r.Sequence] - before));
                 var stopAt = r.Generated.FindIndex(before, t => stops.Contains(t));
                 if (stopAt >= 0) finished.Add(Finish(r, FinishReason.Stop, stopAt));
                 else if (stopWhen?.Invoke(r.Sequence, r.Generated) == true) finished.Add(Finish(r, FinishReason.Stop, r.Generated.Count));
@@ -147,7 +148,22 @@ public static class BlockDecoder
             }
         }
 
-        public bool HasMasks => Array.IndexOf(Undecided, true) >= 0;
+        /// <summary>
+        /// Whether this block still needs a forward for this row: some slot that can reach the output is undecided.
+        /// Once every slot up to a decided stop token (or up to the token limit) is decided, the output is fixed:
+        /// the remaining MASKs would only fill slots that are dropped. Selection among undecided slots is left as it
+        /// is (it still sees them), so stopping early changes the forwards spent, never the tokens returned.
+        /// </summary>
+        public bool NeedsForward(IReadOnlySet<int> stops, int limit)
+        {
+            var end = Math.Min(Window.Length, FixedSlots + limit - Generated.Count);
+            for (var s = FixedSlots; s < end; s++)
+            {
+                if (Undecided[s]) return true;
+                if (stops.Contains(Window[s])) return false;
+            }
+            return false;
+        }
 
         public void Decide(int slot, int token)
         {

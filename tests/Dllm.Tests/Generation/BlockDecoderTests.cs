@@ -29,9 +29,13 @@ public class BlockDecoderTests
     /// the block-lower-triangular mask, blocks at absolute multiples of B, strict threshold, the
     /// B / steps transfer schedule, stop after the block that holds EOS.
     /// </summary>
-    private static List<int> Reference(CausalLM model, int[] prompt, int b, double threshold, int steps, int genLength, int eos)
+    private static List<int> Reference(CausalLM model, int[] prompt, int b, double threshold, int steps, int genLength, int eos) =>
+        Reference(model, prompt, b, threshold, steps, genLength, eos, out _);
+
+    private static List<int> Reference(CausalLM model, int[] prompt, int b, double threshold, int steps, int genLength, int eos, out int forwards)
     {
         using var noGrad = no_grad();
+        forwards = 0;
         var p = prompt.Length;
         var blocks = (p + genLength + b - 1) / b;
         var x = prompt.Concat(Enumerable.Repeat(Mask, blocks * b - p)).ToArray();
@@ -45,6 +49,7 @@ public class BlockDecoderTests
                 var active = Enumerable.Range(end - b, b).Where(i => x[i] == Mask).ToList();
                 if (active.Count == 0) break;
                 using var scope = NewDisposeScope();
+                forwards++;
                 var pos = arange(end);
                 var logits = model.Forward(tensor(x.Take(end).Select(v => (long)v).ToArray()).unsqueeze(0), pos, AttentionMasks.BlockCausal(pos, pos, b))[0];
                 logits.select(-1, Mask).fill_(float.NegativeInfinity);
@@ -83,6 +88,40 @@ public class BlockDecoderTests
             Assert.Equal(expected, cached);
             Assert.Equal(expected, uncached);
         }
+    }
+
+    [Fact]
+    public void ABlockEndsOnceItsOutputIsFixedWithTheReferenceTokensAndFewerForwards()
+    {
+        using var model = Peaky(seed: 4);
+        int[] prompt = [9, 10, 11, 12, 13, 14, 15, 16];
+        // Threshold 1: one slot per forward, in confidence order, so the reference spends a forward on every
+        // slot of the last block, including those after the stop token and past the token limit.
+        var block = new BlockDecodeOptions(8, 1.0, 8);
+        var freeSteps = BlockDecoder.Run(model, [prompt], new DecodeOptions { MaxNewTokens = 16 }, block, Mask).ToList();
+        var free = DecodeCollector.Collect(freeSteps, 1)[0].Tokens;
+        // The forward at which every one of the first `wanted` slots of the second block was decided.
+        int DecidedBy(int wanted) => freeSteps.Where(s => s.Updates.Any(u => u.Positions.Any(p => p >= 8 && p < 8 + wanted))).Max(s => s.Forward);
+
+        var limited = Reference(model, prompt, 8, 1.0, 8, 11, eos: -1, out var limitedReference);
+        var limitedSteps = BlockDecoder.Run(model, [prompt], new DecodeOptions { MaxNewTokens = 11 }, block, Mask).ToList();
+        var result = DecodeCollector.Collect(limitedSteps, 1)[0];
+        Assert.Equal(limited, result.Tokens);
+        Assert.Equal(FinishReason.Length, result.Finish);
+        Assert.Equal(16, limitedReference);
+        Assert.Equal(DecidedBy(3), limitedSteps.Max(s => s.Forward));
+        Assert.True(DecidedBy(3) < 16, string.Join(" ", freeSteps.SelectMany(s => s.Updates).SelectMany(u => u.Positions)));
+
+        // A stop token inside the second block: the block ends once it and every slot before it are decided.
+        var j = Enumerable.Range(0, 7).First(k => Array.IndexOf(free, free[8 + k]) == 8 + k && DecidedBy(k + 1) < 16);
+        var stop = free[8 + j];
+        var expected = Reference(model, prompt, 8, 1.0, 8, 16, stop, out var stopReference);
+        var stopped = BlockDecoder.Run(model, [prompt], new DecodeOptions { MaxNewTokens = 16, StopTokenIds = [stop] }, block, Mask).ToList();
+        var stoppedResult = DecodeCollector.Collect(stopped, 1)[0];
+        Assert.Equal(expected, stoppedResult.Tokens);
+        Assert.Equal(FinishReason.Stop, stoppedResult.Finish);
+        Assert.Equal(16, stopReference);
+        Assert.Equal(DecidedBy(j + 1), stopped.Max(s => s.Forward));
     }
 
     [Theory]
