@@ -14,7 +14,7 @@ switch (which)
         Console.WriteLine("usage: dotnet run -c Release --project bench/Dllm.Bench -- <benchmark> [--repeats N] [--threads N]");
         Console.WriteLine("benchmarks: ar (AR prefill/decode tokens/s, fp32 and bf16), matmul (GFLOP/s ceiling),");
         Console.WriteLine("            train (AR vs block-diffusion vs MDLM step time, tokens/s, MFU; fp32 and bf16),");
-        Console.WriteLine("            decode [--model DIR] [--ar-model DIR] [--tasks FILE] [--items N] (block decoding TPF/speed/accuracy grid; run ./dllm demo first)");
+        Console.WriteLine("            decode [--model DIR] [--ar-model DIR] [--tasks FILE] [--items N] [--repeats N] (block decoding TPF/speed/accuracy grid; run ./dllm demo first)");
         Console.WriteLine("            serve (HTTP server throughput and latency, batched vs one at a time;");
         Console.WriteLine("                   [--requests 200] [--concurrency 16] [--max-tokens 32] [--modes ar,diffusion] [--batches 1,16] [--quick])");
         return which == "help" ? 0 : 2;
