@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Conversion evidence on a real pretrained model (METHOD.md §6 claims), all through the dllm CLI:
 #   stories260K (llama2.c, ../shared/data) converted on TinyStories text, 100 stories held out;
-#   WSD vs direct MDLM at equal steps; WSD without the document mask; WSD without embedding noise;
+#   WSD vs direct MDLM at equal steps; WSD without the document mask, without embedding noise, and
+#   without its warm-up;
 #   AR perplexity and NELBO bounds at B = 4, 8, 32 on the held-out stories; loss-curve PNGs.
 # Usage: bench/scripts/conversion-evidence.sh [OUT_DIR] [STEPS]   (defaults: runs/evidence, 3000)
 set -euo pipefail
@@ -49,6 +50,12 @@ convert wsd
 convert mdlm --schedule-kind mdlm
 convert wsd-no-document-mask --no-document-mask
 convert wsd-no-embedding-noise --embedding-noise 0
+# The WSD schedule without its warm-up (stable at L, then the same decay), to isolate what the warm-up adds.
+cat > "$out/no-warmup-schedule.json" <<EOF
+{"phases": [{"steps": $(( steps * 80 / 100 )), "block_size": 128, "stage": "stable"},
+            {"steps": $(( steps - steps * 80 / 100 )), "block_size": 32, "stage": "decay"}]}
+EOF
+convert wsd-no-warmup --schedule "$out/no-warmup-schedule.json"
 "$dllm" plot "$out/wsd-run" --out "$out/wsd-loss.png" --title "stories260K conversion, WSD block schedule"
-"$dllm" plot "$out/wsd-run" "$out/mdlm-run" "$out/wsd-no-document-mask-run" "$out/wsd-no-embedding-noise-run" --out "$out/ablations-loss.png" --title "stories260K conversion: WSD vs MDLM, ablations"
+"$dllm" plot "$out/wsd-run" "$out/mdlm-run" "$out/wsd-no-document-mask-run" "$out/wsd-no-embedding-noise-run" "$out/wsd-no-warmup-run" --out "$out/ablations-loss.png" --title "stories260K conversion: WSD vs MDLM, ablations"
 echo "done: $results"
