@@ -28,7 +28,7 @@ internal static class ConvertCommand
         foreach (var o in train.All) command.Options.Add(o);
         command.SetAction((p, cancel) =>
         {
-            var trainer = train.Bind(p, Dllm.Config.ModelConfigReader.ReadDirectory(p.GetValue(model)!).HiddenSize);
+            var trainer = train.BindFor(p, p.GetValue(model)!);
             trainer = trainer with
             {
                 EmbeddingNoise = p.GetValue(noise),

@@ -33,8 +33,7 @@ internal static class DemoCommand
 
     private static void Print(TextWriter writer, DemoReport r)
     {
-        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(writer) });
-        if (!ReferenceEquals(writer, Console.Out) || Console.IsOutputRedirected) console.Profile.Width = 120;   // reports in logs and pipes
+        var console = Output.ReportConsole(writer);
         console.WriteLine();
         console.MarkupLine($"[bold]dllm demo[/]: {r.Corpus.TrainDocuments:N0} training documents, BPE vocabulary {r.VocabSize}, model {r.Parameters / 1e6:F2} M parameters");
         console.WriteLine($"held-out perplexity: AR {r.ArPerplexity:F2} (exact); converted dLLM <= {r.DlmNelboBound:F2} (ELBO bound, block {r.BlockSize})");

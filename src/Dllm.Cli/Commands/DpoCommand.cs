@@ -46,7 +46,7 @@ internal static class DpoCommand
                 Template = p.GetValue(template),
                 Settings = new DpoSettings(p.GetValue(beta), p.GetValue(samples), p.GetValue(block), ChosenNllWeight: p.GetValue(nllWeight)),
                 MaxLength = p.GetValue(maxLength),
-                Trainer = train.Bind(p, Dllm.Config.ModelConfigReader.ReadDirectory(p.GetValue(model)!).HiddenSize),
+                Trainer = train.BindFor(p, p.GetValue(model)!),
                 Resume = p.GetValue(train.Resume),
             };
             var view = new TrainingProgressView(Output.Out(p), Output.IsInteractive(p));

@@ -70,8 +70,7 @@ internal static class InspectCommand
 
         public void Render(TextWriter writer, bool listTensors)
         {
-            var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(writer) });
-        if (!ReferenceEquals(writer, Console.Out) || Console.IsOutputRedirected) console.Profile.Width = 120;   // reports in logs and pipes
+            var console = Output.ReportConsole(writer);
             var table = new Table().Border(TableBorder.Rounded).Title(Markup.Escape(Directory)).HideHeaders().AddColumn("").AddColumn("");
             foreach (var (k, v) in Facts()) table.AddRow(new Text(k, new Style(decoration: Decoration.Bold)), new Text(v));
             console.Write(table);

@@ -39,7 +39,7 @@ internal static class SftCommand
                 Template = p.GetValue(template),
                 Settings = new SftSettings(p.GetValue(block), p.GetValue(tMin), p.GetValue(tMax), !p.GetValue(noComplement), p.GetValue(cap)),
                 MaxLength = p.GetValue(maxLength),
-                Trainer = train.Bind(p, Dllm.Config.ModelConfigReader.ReadDirectory(p.GetValue(model)!).HiddenSize),
+                Trainer = train.BindFor(p, p.GetValue(model)!),
                 Resume = p.GetValue(train.Resume),
             };
             if (!(options.Settings.MinRate > 0 && options.Settings.MinRate < options.Settings.MaxRate && options.Settings.MaxRate <= 1))

@@ -34,6 +34,9 @@ internal sealed class TrainingOptionsBinder(long steps, int batchSize, double lr
 
     private static string Example(double scale, int hiddenSize) => Rule(scale, hiddenSize).ToString("G2", System.Globalization.CultureInfo.InvariantCulture);
 
+    /// <summary>The options for training the checkpoint in <paramref name="modelDirectory"/> (its width sets the default learning rate).</summary>
+    public TrainerOptions BindFor(ParseResult p, string modelDirectory) => Bind(p, Dllm.Config.ModelConfigReader.ReadDirectory(modelDirectory).HiddenSize);
+
     public TrainerOptions Bind(ParseResult p, int hiddenSize) => new()
     {
         Steps = p.GetValue(Steps),
