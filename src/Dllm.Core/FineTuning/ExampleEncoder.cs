@@ -35,8 +35,9 @@ public sealed class ExampleEncoder(TextTokenizer tokenizer, ChatTemplate? templa
 
     public PreferenceExample Encode(PreferenceRecord r)
     {
-        var chosen = Fit(Prompt(r.Context, r.RawPrompt), Response(r.Chosen));
-        var rejected = Fit(Prompt(r.Context, r.RawPrompt), Response(r.Rejected));
+        var full = Prompt(r.Context, r.RawPrompt);
+        var chosen = Fit(full, Response(r.Chosen));
+        var rejected = Fit(full, Response(r.Rejected));
         var prompt = chosen.Prompt.Length <= rejected.Prompt.Length ? chosen.Prompt : rejected.Prompt;
         return new PreferenceExample(prompt, chosen.Response[..Math.Min(chosen.Response.Length, maxLength - prompt.Length)],
             rejected.Response[..Math.Min(rejected.Response.Length, maxLength - prompt.Length)]);

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using Dllm.Data;
 
 namespace Dllm.FineTuning;
@@ -12,9 +13,12 @@ internal sealed class ExampleOrder(int count, long seed)
     private long _offset;
     private int[] _order = EpochOrder.Permutation(count, seed, 0);
 
-    public (long Epoch, long Offset) Position => (_epoch, _offset);
+    /// <summary>The position as a checkpoint stores it.</summary>
+    public JsonNode Save() => new JsonObject { ["epoch"] = _epoch, ["offset"] = _offset };
 
-    public void Restore(long epoch, long offset)
+    public void Restore(JsonNode position) => Restore(position["epoch"]!.GetValue<long>(), position["offset"]!.GetValue<long>());
+
+    private void Restore(long epoch, long offset)
     {
         if (offset < 0 || offset > count) throw new DllmException($"saved data position {offset} is outside this dataset of {count} examples (did the data change?)");
         (_epoch, _offset) = (epoch, offset);

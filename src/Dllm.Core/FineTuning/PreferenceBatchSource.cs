@@ -17,7 +17,7 @@ public sealed class PreferenceBatchSource(IReadOnlyList<PreferenceExample> pairs
         return SftBatchSource.Pack(rows, blockSize, padId, device);
     }
 
-    public JsonNode SavePosition() => new JsonObject { ["epoch"] = _order.Position.Epoch, ["offset"] = _order.Position.Offset };
+    public JsonNode SavePosition() => _order.Save();
 
-    public void RestorePosition(JsonNode position) => _order.Restore(position["epoch"]!.GetValue<long>(), position["offset"]!.GetValue<long>());
+    public void RestorePosition(JsonNode position) => _order.Restore(position);
 }

@@ -41,7 +41,7 @@ public sealed class SftBatchSource(IReadOnlyList<SftExample> examples, int batch
         return new TokenBatch(tensor(tokens, shape, device: device), null, tensor(scored, shape, device: device));
     }
 
-    public JsonNode SavePosition() => new JsonObject { ["epoch"] = _order.Position.Epoch, ["offset"] = _order.Position.Offset };
+    public JsonNode SavePosition() => _order.Save();
 
-    public void RestorePosition(JsonNode position) => _order.Restore(position["epoch"]!.GetValue<long>(), position["offset"]!.GetValue<long>());
+    public void RestorePosition(JsonNode position) => _order.Restore(position);
 }
