@@ -37,10 +37,8 @@ public static class ArDecoder
             using (var scope = NewDisposeScope())
             {
                 var mask = AttentionMasks.WithPadding(AttentionMasks.Causal(batch.Width, device: batch.Tokens.device), batch.Valid);
-                Tensor Prefill() => model.Forward(batch.Tokens, batch.Positions, mask, cache, logitsForLast: 1);
-                Tensor prefilled = null!;
-                if (profile is null) prefilled = Prefill(); else profile.TimePrefill(() => prefilled = Prefill());
-                logits = prefilled.squeeze(1).MoveToOuterDisposeScope().DetachFromDisposeScope();
+                logits = DecodeProfile.Prefill(profile, () => model.Forward(batch.Tokens, batch.Positions, mask, cache, logitsForLast: 1))
+                    .squeeze(1).MoveToOuterDisposeScope().DetachFromDisposeScope();
                 valid = batch.Valid.alias().DetachFromDisposeScope();
                 nextPositions = batch.Positions.narrow(1, batch.Width - 1, 1).add(1).DetachFromDisposeScope();
             }
@@ -90,9 +88,7 @@ public static class ArDecoder
                     Swap(ref valid, cat([valid!, ones(valid!.shape[0], 1, dtype: ScalarType.Bool, device: valid.device)], 1));
                     var stepMask = valid!.unsqueeze(1).unsqueeze(1);                               // [B', 1, 1, S]
                     var positions = nextPositions;
-                    var stepLogits = profile is null
-                        ? model.Forward(next, positions, stepMask, cache).squeeze(1)
-                        : profile.TimeForward(() => model.Forward(next, positions, stepMask, cache).squeeze(1));
+                    var stepLogits = DecodeProfile.Forward(profile, () => model.Forward(next, positions, stepMask, cache).squeeze(1));
                     Swap(ref logits, stepLogits);
                     Swap(ref nextPositions, nextPositions!.add(1));
                 }

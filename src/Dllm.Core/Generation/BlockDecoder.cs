@@ -60,7 +60,7 @@ public static class BlockDecoder
                 {
                     var windows = rows.Select(r => r.Window).ToArray();
                     var first = step == 0;
-                    var logits = profile is null ? window.Logits(windows, first) : profile.TimeForward(() => window.Logits(windows, first));   // [R, B, V]
+                    var logits = DecodeProfile.Forward(profile, () => window.Logits(windows, first));   // [R, B, V]
                     // The model must never "predict" MASK: that slot would stay undecided forever.
                     logits.select(-1, maskTokenId).fill_(float.NegativeInfinity);
                     var active = logits.index_select(0, tensor(drawing.Select(i => (long)i).ToArray(), device: device));

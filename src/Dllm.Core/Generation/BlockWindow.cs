@@ -40,8 +40,7 @@ internal sealed class BlockWindow : IDisposable
         var tokens = Rows(_committed);
         var positions = Rows(_committedPositions);
         var mask = AttentionMasks.WithPadding(AttentionMasks.BlockCausal(positions, positions, _b), Rows(_keyValid));
-        void Prefill() => _model.Hidden(_model.Embed(tokens), positions, mask, _cache);   // fills the cache; no logits needed
-        if (profile is null) Prefill(); else profile.TimePrefill(Prefill);
+        DecodeProfile.Prefill(profile, () => _model.Hidden(_model.Embed(tokens), positions, mask, _cache));   // fills the cache; no logits needed
     }
 
     /// <summary>Logits [R, B, V] for the rows' current windows (CPU token arrays).</summary>

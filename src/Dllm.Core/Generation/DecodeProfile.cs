@@ -15,21 +15,20 @@ public sealed class DecodeProfile
     public TimeSpan ForwardTime => _forward.Elapsed;
     public int Forwards { get; private set; }
 
-    internal void TimePrefill(Action prefill)
-    {
-        _forward.Start();
-        try { prefill(); }
-        finally { _forward.Stop(); }
-    }
+    /// <summary>Runs the prompt prefill, timed as forward work but not counted as a decoding forward.</summary>
+    internal static T Prefill<T>(DecodeProfile? profile, Func<T> prefill) => profile is null ? prefill() : profile.Time(prefill, counted: false);
 
-    internal T TimeForward<T>(Func<T> forward)
+    /// <summary>Runs one decoding forward, timed and counted.</summary>
+    internal static T Forward<T>(DecodeProfile? profile, Func<T> forward) => profile is null ? forward() : profile.Time(forward, counted: true);
+
+    private T Time<T>(Func<T> forward, bool counted)
     {
         _forward.Start();
         try { return forward(); }
         finally
         {
             _forward.Stop();
-            Forwards++;
+            if (counted) Forwards++;
         }
     }
 }
