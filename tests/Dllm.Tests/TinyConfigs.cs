@@ -26,9 +26,15 @@ public static class TinyConfigs
 
     public static ModelConfig Config(string arch) => ModelConfigReader.Read(Json(arch).ToJsonString(), arch);
 
-    public static CausalLM Model(string arch, long seed = 1)
+    public static CausalLM Model(string arch, long seed = 1) => Model(Config(arch), seed);
+
+    /// <summary>A tiny dLLM whose config records shifted labels (and the given block size).</summary>
+    public static CausalLM Shifted(string arch, long seed = 1, int blockSize = 4) =>
+        Model(Config(arch) with { Diffusion = new DiffusionSettings(blockSize, LabelPosition.Shift) }, seed);
+
+    public static CausalLM Model(ModelConfig config, long seed)
     {
-        var model = ModelFactory.Create(Config(arch), Placement.Cpu32);
+        var model = ModelFactory.Create(config, Placement.Cpu32);
         ModelInit.Randomize(model, seed, std: 0.2);
         model.eval();
         return model;

@@ -17,23 +17,19 @@ internal static class ConvertCommand
         var noise = new Option<double>("--embedding-noise") { Description = "Masked-embedding noise std relative to the embedding RMS at step 0, annealed to 0 (0 = off)", DefaultValueFactory = _ => 0.1 };
         var noiseSteps = new Option<double>("--embedding-noise-fraction") { Description = "Fraction of the steps over which the embedding noise anneals to 0", DefaultValueFactory = _ => 0.1 };
         var noDocMask = new Option<bool>("--no-document-mask") { Description = "Let packed documents attend to each other (ablation; the default masks across documents)" };
+        var labels = SharedOptions.Labels(new ConversionOptions { Model = "", Data = [], Output = "" }.Labels);
         var train = new TrainingOptionsBinder(ConversionOptions.DefaultSteps, ConversionOptions.DefaultBatchSize);
         var command = new Command("convert",
             "Convert an AR checkpoint into a block-diffusion LM (LLaDA2.0 method): add a MASK token, then train with the " +
             "block-diffusion loss while the block size follows the warmup-stable-decay schedule (1 -> ... -> L -> 32). " +
             "Progress, validation NELBO and atomic checkpoints go to the run folder; --resume continues exactly.")
         {
-            model, data, output, schedule, kind, seqLen, block, noise, noiseSteps, noDocMask,
+            model, data, output, schedule, kind, seqLen, block, noise, noiseSteps, noDocMask, labels,
         };
         foreach (var o in train.All) command.Options.Add(o);
         command.SetAction((p, cancel) =>
         {
-            var trainer = train.BindFor(p, p.GetValue(model)!);
-            trainer = trainer with
-            {
-                EmbeddingNoise = p.GetValue(noise),
-                EmbeddingNoiseSteps = (long)(trainer.Steps * p.GetValue(noiseSteps)),
-            };
+            var trainer = train.BindFor(p, p.GetValue(model)!) with { EmbeddingNoise = p.GetValue(noise) };
             var options = new ConversionOptions
             {
                 Model = p.GetValue(model)!,
@@ -46,6 +42,8 @@ internal static class ConvertCommand
                 BlockSize = p.GetValue(block),
                 Trainer = trainer,
                 DocumentMask = !p.GetValue(noDocMask),
+                Labels = Dllm.Config.LabelPositions.Parse(p.GetValue(labels)!),
+                EmbeddingNoiseFraction = p.GetValue(noiseSteps),
                 Resume = p.GetValue(train.Resume),
             };
             var view = new TrainingProgressView(Output.Out(p), Output.IsInteractive(p));

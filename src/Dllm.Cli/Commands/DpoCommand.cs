@@ -15,7 +15,7 @@ internal static class DpoCommand
         var defaults = new DpoSettings();
         var beta = new Option<double>("--beta") { Description = "DPO temperature beta", DefaultValueFactory = _ => defaults.Beta };
         var samples = new Option<int>("--elbo-samples") { Description = "Monte-Carlo draws per sequence for the ELBO (policy and reference share them)", DefaultValueFactory = _ => defaults.ElboSamples };
-        var block = new Option<int>("--block-size") { Description = "Block size", DefaultValueFactory = _ => defaults.BlockSize };
+        var block = SharedOptions.TrainingBlockSize("Block size of the ELBO estimates");
         var nllWeight = new Option<double>("--chosen-nll-weight")
         {
             Description = "Add this weight times the chosen response's diffusion NLL per token (RPO); 0 is plain DPO, as the method states it",
@@ -44,7 +44,7 @@ internal static class DpoCommand
                 Output = p.GetValue(output)!,
                 RunDirectory = p.GetValue(train.RunDir),
                 Template = p.GetValue(template),
-                Settings = new DpoSettings(p.GetValue(beta), p.GetValue(samples), p.GetValue(block), ChosenNllWeight: p.GetValue(nllWeight)),
+                Settings = new DpoSettings(p.GetValue(beta), p.GetValue(samples), SharedOptions.ResolveTrainingBlockSize(p, block, p.GetValue(model)!), ChosenNllWeight: p.GetValue(nllWeight)),
                 MaxLength = p.GetValue(maxLength),
                 Trainer = train.BindFor(p, p.GetValue(model)!),
                 Resume = p.GetValue(train.Resume),

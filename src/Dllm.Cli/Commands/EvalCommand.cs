@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Dllm.Config;
 using System.Text.Json.Nodes;
 using Dllm.Data;
 using Dllm.Evaluation;
@@ -99,10 +100,10 @@ internal static class EvalCommand
             {
                 var maskId = loaded.MaskTokenId ?? throw new DllmException("this checkpoint has no MASK token, so it has no diffusion NELBO; use --mode ar or convert it first");
                 var b = p.GetValue(block) ?? loaded.DefaultBlockSize;
-                var r = NelboEvaluator.Evaluate(loaded.Model, scored, b, maskId, p.GetValue(samples), p.GetValue(seed));
+                var r = NelboEvaluator.Evaluate(loaded.Model, scored, b, maskId, loaded.Labels, p.GetValue(samples), p.GetValue(seed));
                 report = new JsonObject
                 {
-                    ["mode"] = "diffusion", ["nelbo_per_token"] = r.PerToken, ["ppl"] = r.Perplexity, ["block_size"] = b,
+                    ["mode"] = "diffusion", ["nelbo_per_token"] = r.PerToken, ["ppl"] = r.Perplexity, ["block_size"] = b, ["labels"] = loaded.Labels.Name(),
                     ["samples"] = r.Samples, ["seed"] = p.GetValue(seed), ["tokens"] = r.Tokens, ["documents"] = r.Documents,
                 };
             }

@@ -13,7 +13,11 @@ internal static class SftCommand
         var output = new Option<string>("--out", "-o") { Description = "Folder for the fine-tuned checkpoint", Required = true };
         var template = new Option<string?>("--template") { Description = $"Chat template ({string.Join(", ", ChatTemplate.Names)}); default: recognised from the tokenizer; prompt/answer data stays verbatim unless set" };
         var defaults = new SftSettings();
-        var block = new Option<int>("--block-size") { Description = "Block size (responses are padded with EOS to a multiple of it)", DefaultValueFactory = _ => defaults.BlockSize };
+        var block = SharedOptions.TrainingBlockSize("Block size (responses are padded with EOS to a multiple of it)");
+        var labels = new Option<string?>("--labels")
+        {
+            Description = "Only when fine-tuning an AR checkpoint directly: same (default) or shift, as for convert. A dLLM keeps the labels it was trained with",
+        }.AcceptOnlyFromAmong("same", "shift");
         var tMin = new Option<double>("--mask-min") { Description = "Lower end of the mask-rate band", DefaultValueFactory = _ => defaults.MinRate };
         var tMax = new Option<double>("--mask-max") { Description = "Upper end of the mask-rate band", DefaultValueFactory = _ => defaults.MaxRate };
         var noComplement = new Option<bool>("--no-complementary") { Description = "Train each example once with one mask instead of with the mask and its complement" };
@@ -25,7 +29,7 @@ internal static class SftCommand
             "are masked at rates drawn from the band, each example trains with its mask and the complement, and " +
             "--cap-weight adds the confidence-aware (CAP) term that lets decoding unmask more tokens per step.")
         {
-            model, data, output, template, block, tMin, tMax, noComplement, cap, maxLength,
+            model, data, output, template, block, tMin, tMax, noComplement, cap, maxLength, labels,
         };
         foreach (var o in train.All) command.Options.Add(o);
         command.SetAction((p, cancel) =>
@@ -37,7 +41,8 @@ internal static class SftCommand
                 Output = p.GetValue(output)!,
                 RunDirectory = p.GetValue(train.RunDir),
                 Template = p.GetValue(template),
-                Settings = new SftSettings(p.GetValue(block), p.GetValue(tMin), p.GetValue(tMax), !p.GetValue(noComplement), p.GetValue(cap)),
+                Settings = new SftSettings(SharedOptions.ResolveTrainingBlockSize(p, block, p.GetValue(model)!), p.GetValue(tMin), p.GetValue(tMax), !p.GetValue(noComplement), p.GetValue(cap)),
+                Labels = p.GetValue(labels) is { } l ? Dllm.Config.LabelPositions.Parse(l) : null,
                 MaxLength = p.GetValue(maxLength),
                 Trainer = train.BindFor(p, p.GetValue(model)!),
                 Resume = p.GetValue(train.Resume),

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Dllm.Config;
 using Dllm.Models;
 
 namespace Dllm.Cli.Commands;
@@ -38,6 +39,22 @@ internal static class SharedOptions
     {
         Description = $"Diffusion: tokens decoded in parallel per block (default: the checkpoint's, else {BlockDefaults.BlockSize})",
     };
+
+    public static Option<string> Labels(Dllm.Config.LabelPosition defaultLabels) => new Option<string>("--labels")
+    {
+        Description = "Which output predicts a masked token: same (its own position; LLaDA2.0, the official format) or shift (the " +
+                      "position before it, reusing the AR model's next-token head; Dream, Fast-dLLM v2). Recorded in config.json and honoured by every verb",
+        DefaultValueFactory = _ => defaultLabels.Name(),
+    }.AcceptOnlyFromAmong("same", "shift");
+
+    /// <summary>Training verbs' --block-size: unset means the block the checkpoint was last trained at.</summary>
+    public static Option<int?> TrainingBlockSize(string what) => new("--block-size")
+    {
+        Description = $"{what} (default: the block size the checkpoint was last trained at, else {DiffusionSettings.DefaultBlockSize}); recorded in the output's config.json",
+    };
+
+    public static int ResolveTrainingBlockSize(ParseResult p, Option<int?> block, string modelDirectory) =>
+        p.GetValue(block) ?? ModelConfigReader.ReadDirectory(modelDirectory).Diffusion?.BlockSize ?? DiffusionSettings.DefaultBlockSize;
 
     public static Option<bool> Json() => new("--json") { Description = "Print one JSON object instead of human-readable text" };
 

@@ -58,5 +58,32 @@ public sealed record ModelConfig
     public bool IsMoeLayer(int layer) => Moe is not null && layer >= Moe.FirstKDenseReplace;
 }
 
-/// <summary>What a converted checkpoint records about its diffusion training (the "dllm" section of config.json).</summary>
-public sealed record DiffusionSettings(int BlockSize);
+/// <summary>
+/// What a converted checkpoint records about its diffusion training (the "dllm" section of config.json):
+/// the block size it was last trained at (every verb's default) and where its logits put their labels.
+/// </summary>
+public sealed record DiffusionSettings(int BlockSize, LabelPosition Labels = LabelPosition.Same)
+{
+    /// <summary>LLaDA2.0's block size: the default wherever a checkpoint records none.</summary>
+    public const int DefaultBlockSize = 32;
+}
+
+/// <summary>
+/// Which output predicts a masked token (METHOD.md §2). <see cref="Same"/>: the output at the token's own
+/// position (LLaDA2.0, SDAR; what the official format expects). <see cref="Shift"/> ("token shift", Dream,
+/// Fast-dLLM v2): the output at the position before it, so the AR model's next-token head is reused.
+/// </summary>
+public enum LabelPosition { Same, Shift }
+
+public static class LabelPositions
+{
+    public static string Name(this LabelPosition labels) => labels == LabelPosition.Shift ? "shift" : "same";
+
+    /// <exception cref="DllmException">Neither "same" nor "shift".</exception>
+    public static LabelPosition Parse(string name) => name switch
+    {
+        "same" => LabelPosition.Same,
+        "shift" => LabelPosition.Shift,
+        _ => throw new DllmException($"labels must be 'same' or 'shift', got '{name}'"),
+    };
+}

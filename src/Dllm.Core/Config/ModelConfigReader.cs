@@ -184,7 +184,13 @@ public static class ModelConfigReader
             if (raw["dllm"] is not JsonObject o) return null;
             var block = o["block_size"] is JsonValue v ? v.GetValue<int>() : Fail<int>("dllm.block_size is missing");
             if (block <= 0) Fail<int>($"dllm.block_size must be positive, got {block}");
-            return new DiffusionSettings(block);
+            var labels = o["labels"] switch
+            {
+                null => LabelPosition.Same,
+                JsonValue l when l.TryGetValue<string>(out var name) && name is "same" or "shift" => LabelPositions.Parse(name),
+                var other => Fail<LabelPosition>($"dllm.labels must be \"same\" or \"shift\", got {other.ToJsonString()}"),
+            };
+            return new DiffusionSettings(block, labels);
         }
 
         private T Fail<T>(string message) => throw new DllmException($"{source}: {message}");

@@ -18,7 +18,7 @@ public static class ModelConfigWriter
         o["tie_word_embeddings"] = config.TieWordEmbeddings;
         if (config.MaskTokenId is { } mask) o["mask_token_id"] = mask;
         else o.Remove("mask_token_id");
-        if (config.Diffusion is { } d) o["dllm"] = new JsonObject { ["block_size"] = d.BlockSize };
+        if (config.Diffusion is { } d) o["dllm"] = new JsonObject { ["block_size"] = d.BlockSize, ["labels"] = d.Labels.Name() };
         else o.Remove("dllm");
         if (torchDtype is not null) o["torch_dtype"] = torchDtype;
         return o;

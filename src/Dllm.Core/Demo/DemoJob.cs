@@ -124,7 +124,7 @@ public static class DemoJob
         using var dlmModel = LoadedModel.Load(dlm);
         var docs = Data.CorpusReader.ReadDocuments([valid]).Take(200).Select(d => ScoredDocument.FromText(arModel.Tokenizer, d, o.SequenceLength * 4)).ToList();
         var arPpl = ArNllEvaluator.Evaluate(arModel.Model, docs).Perplexity;
-        var bound = NelboEvaluator.Evaluate(dlmModel.Model, docs, o.BlockSize, dlmModel.MaskTokenId!.Value, samples: 2, seed: o.Seed).Perplexity;
+        var bound = NelboEvaluator.Evaluate(dlmModel.Model, docs, o.BlockSize, dlmModel.MaskTokenId!.Value, dlmModel.Labels, samples: 2, seed: o.Seed).Perplexity;
         Lap("perplexity");
 
         observer.Message($"7/7 solving {o.Corpus.TestTasksPerKind * 4} held-out tasks with every stage");

@@ -1,3 +1,4 @@
+using Dllm.Config;
 using Dllm.Data;
 using Dllm.Diffusion;
 using Dllm.Models;
@@ -16,11 +17,12 @@ public sealed record EvaluationResult(double TotalLoss, long Tokens, int Documen
 /// The diffusion NELBO of METHOD.md §2 ("Evaluation"): each document on its own, unpacked (its last
 /// block may be short), with S Monte-Carlo draws of mask rates and masks from fixed seeds. Reports
 /// the mean over draws of the summed 1/t-weighted loss per scored token; exp of it bounds the
-/// perplexity from above.
+/// perplexity from above. With shifted labels a document's first token is not scored (it has no
+/// predecessor), as the AR evaluator leaves it out.
 /// </summary>
 public static class NelboEvaluator
 {
-    public static EvaluationResult Evaluate(CausalLM model, IEnumerable<ScoredDocument> documents, int blockSize, int maskTokenId,
+    public static EvaluationResult Evaluate(CausalLM model, IEnumerable<ScoredDocument> documents, int blockSize, int maskTokenId, LabelPosition labels,
         int samples, long seed, IProgress<int>? progress = null)
     {
         if (samples <= 0) throw new DllmException($"samples must be positive, got {samples}");
@@ -39,11 +41,13 @@ public static class NelboEvaluator
             var scored = tensor(doc.Scored, device: device).unsqueeze(0).expand(samples, n).contiguous();
             using var generator = new Generator(SeededRandom.StepSeed(seed, index, 0));
             var batch = new TokenBatch(batchTokens, Scored: scored);
-            using var draw = NoiseSampler.Draw(batchTokens, blockSize, maskTokenId, generator, new NoiseOptions(), scored);
-            using var result = BlockDiffusionLoss.Compute(model, batch, blockSize, draw);
+            using var scorable = BlockDiffusionLoss.Scorable(batch, labels);
+            using var draw = NoiseSampler.Draw(batchTokens, blockSize, maskTokenId, generator, new NoiseOptions(), scorable);
+            using var result = BlockDiffusionLoss.Compute(model, batch, blockSize, draw, labels);
             // Loss is (sum over the S rows) / (S * scored): the per-token mean over draws.
-            total += result.Loss.item<float>() * doc.ScoredCount;
-            tokens += doc.ScoredCount;
+            var count = labels == LabelPosition.Shift ? doc.Scored.Skip(1).Count(s => s) : doc.ScoredCount;
+            total += result.Loss.item<float>() * count;
+            tokens += count;
             index++;
             progress?.Report(index);
         }

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Dllm.Chat;
+using Dllm.Config;
 using Dllm.Models;
 using Dllm.Training;
 
@@ -37,6 +38,8 @@ public static class DpoJob
         var maskId = policy.MaskTokenId ?? throw new DllmException($"{o.Model} has no MASK token: DPO here trains diffusion LMs (convert or SFT it first)");
         if (reference.Model.Config.VocabSize != policy.Model.Config.VocabSize)
             throw new DllmException($"policy and reference vocabularies differ ({policy.Model.Config.VocabSize} vs {reference.Model.Config.VocabSize})");
+        if (reference.Labels != policy.Labels)
+            throw new DllmException($"policy and reference read their logits differently (labels {policy.Labels.Name()} vs {reference.Labels.Name()})");
         reference.Model.eval();
         foreach (var p in reference.Model.parameters()) p.requires_grad = false;
 
@@ -55,9 +58,10 @@ public static class DpoJob
             ["elbo_samples"] = o.Settings.ElboSamples,
             ["block_size"] = o.Settings.BlockSize,
         }, o.Trainer);
-        var trainer = new Trainer(policy.Model, policy.Tokenizer, new DpoObjective(reference.Model, o.Settings, maskId), source, null, o.Trainer, run, observer);
+        var trainer = new Trainer(policy.Model, policy.Tokenizer, new DpoObjective(reference.Model, o.Settings, maskId, policy.Labels), source, null, o.Trainer, run, observer);
         var outcome = trainer.Run(resumeFrom, cancel);
-        if (outcome == TrainingOutcome.Completed) JobSupport.WriteFinal(store.Latest()!.Path, o.Output);
+        if (outcome == TrainingOutcome.Completed)
+            JobSupport.WriteFinal(store.Latest()!.Path, o.Output, c => c with { Diffusion = new Config.DiffusionSettings(o.Settings.BlockSize, policy.Labels) });
         return new JobResult(o.Output, run, outcome, null, "", null);
     }
 }

@@ -1,3 +1,4 @@
+using Dllm.Config;
 using Dllm.Data;
 using Dllm.Diffusion;
 using Dllm.Models;
@@ -11,7 +12,7 @@ namespace Dllm.FineTuning;
 /// <paramref name="ChosenNllWeight"/>: weight of an added NLL term on the chosen response (its -ELBO per
 /// response token), as in RPO (Pang et al. 2024); 0 is METHOD.md's DPO exactly.
 /// </summary>
-public sealed record DpoSettings(double Beta = 0.1, int ElboSamples = 2, int BlockSize = 32, double MinRate = 0.3, double MaxRate = 0.8,
+public sealed record DpoSettings(double Beta = 0.1, int ElboSamples = 2, int BlockSize = DiffusionSettings.DefaultBlockSize, double MinRate = 0.3, double MaxRate = 0.8,
     double ChosenNllWeight = 0);
 
 /// <summary>
@@ -20,7 +21,7 @@ public sealed record DpoSettings(double Beta = 0.1, int ElboSamples = 2, int Blo
 /// same draws (same t, same masks). Batch rows alternate chosen, rejected. Loss per pair:
 /// -log sigmoid(beta * [(E_pi(w) - E_ref(w)) - (E_pi(l) - E_ref(l))]).
 /// </summary>
-public sealed class DpoObjective(CausalLM reference, DpoSettings settings, int maskTokenId) : ITrainingObjective
+public sealed class DpoObjective(CausalLM reference, DpoSettings settings, int maskTokenId, LabelPosition labels = LabelPosition.Same) : ITrainingObjective
 {
     public string Name => "dpo";
 
@@ -57,7 +58,8 @@ public sealed class DpoObjective(CausalLM reference, DpoSettings settings, int m
     private (Tensor Loss, Tensor Gains) Rewards(CausalLM model, TokenBatch batch, Generator generator)
     {
         using var scope = NewDisposeScope();
-        var scored = batch.Scored ?? throw new ArgumentException("DPO batches must mark their response tokens (Scored)");
+        if (batch.Scored is null) throw new ArgumentException("DPO batches must mark their response tokens (Scored)");
+        var scored = BlockDiffusionLoss.Scorable(batch, labels)!;
         long rows = batch.Tokens.shape[0], s = settings.ElboSamples;
         if (rows % 2 != 0) throw new ArgumentException("DPO batches hold chosen/rejected row pairs");
         var tokens = batch.Tokens.repeat(s, 1);                     // [S*2P, L]: the draws for one row are S rows apart
@@ -87,7 +89,7 @@ public sealed class DpoObjective(CausalLM reference, DpoSettings settings, int m
     /// <summary>E = -NELBO per original row: the summed weighted loss, averaged over its S draws.</summary>
     private Tensor Elbo(CausalLM model, TokenBatch batch, NoiseDraw draw, long samples, long rows)
     {
-        using var result = BlockDiffusionLoss.Compute(model, batch, settings.BlockSize, draw);
+        using var result = BlockDiffusionLoss.Compute(model, batch, settings.BlockSize, draw, labels);
         return (-result.Terms.sum(-1)).view(samples, rows).mean([0]);
     }
 }

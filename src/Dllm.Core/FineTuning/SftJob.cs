@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Dllm.Chat;
+using Dllm.Config;
 using Dllm.Models;
 using Dllm.Training;
 
@@ -15,6 +16,8 @@ public sealed record SftOptions
     /// <summary>Chat template name; null: recognised from the tokenizer (raw prompt/answer data stays verbatim).</summary>
     public string? Template { get; init; }
     public SftSettings Settings { get; init; } = new();
+    /// <summary>Label position when fine-tuning an AR checkpoint directly; a dLLM keeps the one it records (null: same position).</summary>
+    public Config.LabelPosition? Labels { get; init; }
     public int MaxLength { get; init; } = 512;
     public TrainerOptions Trainer { get; init; } = new();
     public bool Resume { get; init; }
@@ -34,6 +37,7 @@ public static class SftJob
         var run = o.ResolvedRunDirectory;
         var (store, resumeFrom) = JobSupport.OpenRun(run, o.Resume);
         using var loaded = LoadedModel.Load(resumeFrom?.Path ?? o.Model, new LoadOptions(o.Trainer.Device, o.Trainer.ComputeDType));
+        var labels = JobSupport.Labels(loaded, o.Labels, o.Model);
         loaded.EnsureMaskToken();
         var encoder = new ExampleEncoder(loaded.Tokenizer, o.Template is null ? null : ChatTemplate.ByName(o.Template), Math.Min(o.MaxLength, loaded.Model.Config.MaxPositionEmbeddings));
         var examples = ConversationReader.ReadSft(o.Data).Select(encoder.Encode).ToList();
@@ -50,11 +54,12 @@ public static class SftJob
             ["mask_rate_band"] = new JsonArray(o.Settings.MinRate, o.Settings.MaxRate),
             ["complementary"] = o.Settings.Complementary,
             ["cap_weight"] = o.Settings.CapWeight,
+            ["labels"] = labels.Name(),
         }, o.Trainer);
-        var trainer = new Trainer(loaded.Model, loaded.Tokenizer, new SftObjective(o.Settings, loaded.MaskTokenId!.Value), source, null, o.Trainer, run, observer);
+        var trainer = new Trainer(loaded.Model, loaded.Tokenizer, new SftObjective(o.Settings, loaded.MaskTokenId!.Value, labels), source, null, o.Trainer, run, observer);
         var outcome = trainer.Run(resumeFrom, cancel);
         if (outcome == TrainingOutcome.Completed)
-            JobSupport.WriteFinal(store.Latest()!.Path, o.Output, c => c with { Diffusion = c.Diffusion ?? new Config.DiffusionSettings(o.Settings.BlockSize) });
+            JobSupport.WriteFinal(store.Latest()!.Path, o.Output, c => c with { Diffusion = new Config.DiffusionSettings(o.Settings.BlockSize, labels) });
         return new JobResult(o.Output, run, outcome, null, "", null);
     }
 }

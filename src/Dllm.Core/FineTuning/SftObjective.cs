@@ -1,3 +1,4 @@
+using Dllm.Config;
 using Dllm.Data;
 using Dllm.Diffusion;
 using Dllm.Models;
@@ -11,14 +12,14 @@ namespace Dllm.FineTuning;
 /// the official SFT config's (block 32, band [0.3, 0.8]); CAP's entropy weight in the official training
 /// docs is 2.0 (off here unless asked for).
 /// </summary>
-public sealed record SftSettings(int BlockSize = 32, double MinRate = 0.3, double MaxRate = 0.8, bool Complementary = true, double CapWeight = 0.0);
+public sealed record SftSettings(int BlockSize = DiffusionSettings.DefaultBlockSize, double MinRate = 0.3, double MaxRate = 0.8, bool Complementary = true, double CapWeight = 0.0);
 
 /// <summary>
 /// The diffusion SFT loss: only response tokens are noised and scored (the prompt stays clean and
 /// carries no loss); rates come from the band; with complementary masking each row is trained with
 /// its mask and with the complement; CAP adds <c>CapWeight</c> times the confidence term.
 /// </summary>
-public sealed class SftObjective(SftSettings settings, int maskTokenId) : ITrainingObjective
+public sealed class SftObjective(SftSettings settings, int maskTokenId, LabelPosition labels = LabelPosition.Same) : ITrainingObjective
 {
     public string Name => settings.CapWeight > 0 ? "sft+cap" : "sft";
 
@@ -35,7 +36,8 @@ public sealed class SftObjective(SftSettings settings, int maskTokenId) : ITrain
     public (Tensor Loss, long Tokens) Loss(CausalLM model, TokenBatch batch, Generator generator, double embeddingNoise = 0)
     {
         using var scope = NewDisposeScope();
-        var scored = batch.Scored ?? throw new ArgumentException("SFT batches must mark their response tokens (Scored)");
+        if (batch.Scored is null) throw new ArgumentException("SFT batches must mark their response tokens (Scored)");
+        var scored = BlockDiffusionLoss.Scorable(batch, labels)!;
         var noise = new NoiseOptions { MinRate = settings.MinRate, MaxRate = settings.MaxRate };
         var draw = NoiseSampler.Draw(batch.Tokens, settings.BlockSize, maskTokenId, generator, noise, scored);
         var tokens = batch.Tokens;
@@ -45,10 +47,10 @@ public sealed class SftObjective(SftSettings settings, int maskTokenId) : ITrain
             tokens = cat([tokens, tokens], 0);
             scored = cat([scored, scored], 0);
         }
-        using var result = BlockDiffusionLoss.Compute(model, new TokenBatch(tokens, null, scored), settings.BlockSize, draw,
+        using var result = BlockDiffusionLoss.Compute(model, new TokenBatch(tokens, null, scored), settings.BlockSize, draw, labels,
             embeddingNoise, generator, keepLogits: settings.CapWeight > 0);
         var loss = result.Loss.alias();   // result is disposed on return; the alias keeps the graph
-        if (settings.CapWeight > 0) loss = loss + settings.CapWeight * ConfidenceLoss.Compute(result.Logits!, tokens, draw.Masked);
+        if (settings.CapWeight > 0) loss = loss + settings.CapWeight * ConfidenceLoss.Compute(result.Logits!, tokens, result.Masked);
         return (loss.MoveToOuterDisposeScope(), result.TokenCount.item<long>());
     }
 }

@@ -7,7 +7,7 @@ namespace Dllm.Generation;
 /// exactly the scheduled minimum per step. <see cref="UseCache"/> false recomputes the whole window
 /// every step, as the reference generate does (for comparison and benchmarks).
 /// </summary>
-public sealed record BlockDecodeOptions(int BlockSize = 32, double Threshold = 0.95, int MaxStepsPerBlock = 32, bool UseCache = true)
+public sealed record BlockDecodeOptions(int BlockSize = Config.DiffusionSettings.DefaultBlockSize, double Threshold = 0.95, int MaxStepsPerBlock = 32, bool UseCache = true)
 {
     public void Validate()
     {

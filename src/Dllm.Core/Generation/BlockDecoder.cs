@@ -1,22 +1,23 @@
+using Dllm.Config;
 using Dllm.Models;
 using static TorchSharp.torch;
 
 namespace Dllm.Generation;
 
 /// <summary>
-/// Block-wise parallel decoding of a diffusion LM (METHOD.md §5) with a KV cache and batches.
+/// Block-wise parallel decoding of a diffusion LM (METHOD.md §5), batched, with a KV cache. It reads
+/// side by side with the official LLaDA2.0 <c>generate</c>: blocks at absolute positions 0, B, 2B, ...;
+/// per block, each step predicts every slot, unmasks the slots whose confidence is strictly above the
+/// threshold (at least the schedule's minimum, most confident first), until the block is decided; then
+/// the block is committed and the next one starts. Decoding stops after the block holding a stop token
+/// (tokens after it are dropped) or at the token limit.
 ///
-/// Alignment rule (the reference's): blocks sit at absolute positions 0, B, 2B, ... The prompt's
-/// full blocks are prefilled into the cache (block-causal, so each prompt block is bidirectional);
-/// the prompt's tail shares the first generation block with B - tail MASKs and stays fixed while
-/// they are decoded. Every later block is B MASKs. Because tail + MASKs = B for every prompt, the
-/// windows of a batch stay in lockstep.
-///
-/// Each step predicts every position of the window, unmasks those whose confidence is above the
-/// threshold (at least the schedule's minimum, most confident first), and yields what it did. A
-/// finished block is committed to the cache by the first forward of the next block, which runs
-/// [finished block ; new MASK block] together, so committing costs no extra forward. Decoding stops
-/// after the block holding a stop token (tokens after it are dropped) or at the token limit.
+/// Where it differs, it differs in cost only: a prompt's tail shares the first block with B - tail MASKs
+/// (so the windows of a batch stay in lockstep), a block ends once its output is fixed (every slot up to a
+/// decided stop token, or up to the token limit, is decided), and MASK is never a prediction (the official
+/// sampler can pick it and then stalls on that slot). The model side - which logits a window gets - lives
+/// in <see cref="BlockForward"/>: cached (the default) or recomputed from scratch each step (the reference).
+/// Everything yielded is CPU data.
 /// </summary>
 public static class BlockDecoder
 {
@@ -32,109 +33,93 @@ public static class BlockDecoder
     {
         foreach (var o in perSequence) o.Validate();
         block.Validate();
-        var options = perSequence[0];
         var b = block.BlockSize;
-        var layout = BlockLayout.Create(prompts, b, perSequence.Max(o => o.MaxNewTokens), model.Config.MaxPositionEmbeddings, options.PadTokenId);
-        var limits = perSequence.Select(o => Math.Min(o.MaxNewTokens, layout.MaxNewTokens)).ToArray();
-        var stops = options.StopTokenIds.ToHashSet();
-        var generators = perSequence.Select(o => Sampler.NewGenerator(o.Sampling.Seed)).ToList();
-        var rows = Enumerable.Range(0, prompts.Count).Select(i => new SequenceState(i, layout.Tails[i])).ToList();
-        var device = model.Placement.Device;
-        using var window = new BlockWindow(model, layout, block.UseCache, device, profile);
-        using var noGrad = no_grad();
+        var labels = model.Config.Diffusion?.Labels ?? LabelPosition.Same;
+        var layout = BlockLayout.Create(prompts, b, perSequence.Max(o => o.MaxNewTokens), model.Config.MaxPositionEmbeddings, perSequence[0].PadTokenId, labels);
+        var stops = perSequence[0].StopTokenIds.ToHashSet();
+        var rows = prompts.Select((_, i) => new Row(i, layout.Tails[i], Math.Min(perSequence[i].MaxNewTokens, layout.MaxNewTokens),
+            perSequence[i].Sampling, Sampler.NewGenerator(perSequence[i].Sampling.Seed))).ToList();
+        using var forward = BlockForward.Create(model, layout, labels, block.UseCache, profile);
         var forwards = 0;
 
         for (var blockIndex = 0; rows.Count > 0; blockIndex++)
         {
-            // Window contents on the CPU: fixed prompt tail first (block 0 only), MASKs after it.
             foreach (var r in rows) r.StartBlock(b, maskTokenId, blockIndex == 0);
-            for (var step = 0; rows.Any(r => r.NeedsForward(stops, limits[r.Sequence])); step++)
+            for (var step = 0; rows.Any(r => r.NeedsForward(stops)); step++)
             {
                 cancel.ThrowIfCancellationRequested();
-                // Every row's window goes through the forward (the batch shares it), but only rows with
-                // MASKs left draw samples, so a row's random stream does not depend on its batchmates.
-                var drawing = Enumerable.Range(0, rows.Count).Where(i => rows[i].NeedsForward(stops, limits[rows[i].Sequence])).ToArray();
-                int[] tokens;
-                float[] confidence;
-                using (var scope = NewDisposeScope())
-                {
-                    var windows = rows.Select(r => r.Window).ToArray();
-                    var first = step == 0;
-                    var logits = DecodeProfile.Forward(profile, () => window.Logits(windows, first));   // [R, B, V]
-                    // The model must never "predict" MASK: that slot would stay undecided forever.
-                    logits.select(-1, maskTokenId).fill_(float.NegativeInfinity);
-                    var active = logits.index_select(0, tensor(drawing.Select(i => (long)i).ToArray(), device: device));
-                    var (t, c) = Sampler.Pick(active.reshape(drawing.Length * b, -1),
-                        drawing.SelectMany(i => Enumerable.Repeat(perSequence[rows[i].Sequence].Sampling, b)).ToList(),
-                        drawing.SelectMany(i => Enumerable.Repeat(generators[rows[i].Sequence], b)).ToList());
-                    tokens = t.cpu().data<long>().Select(x => (int)x).ToArray();
-                    confidence = c.cpu().data<float>().ToArray();
-                }
+                // Every row's window goes through the forward (the batch shares it), but only rows whose output is
+                // not yet fixed draw tokens, so a row's random stream does not depend on its batchmates.
+                var drawing = rows.Where(r => r.NeedsForward(stops)).ToArray();
+                var (tokens, confidence) = Predict(forward, rows, drawing, step == 0, maskTokenId);
                 forwards++;
-                var updates = new List<SequenceUpdate>();
+                var updates = new List<SequenceUpdate>(drawing.Length);
                 for (var k = 0; k < drawing.Length; k++)
                 {
-                    var r = rows[drawing[k]];
-                    r.Forwards++;
-                    var chosen = SelectTransfers(r.Undecided, confidence.AsSpan(k * b, b), block, step);
-                    foreach (var slot in chosen) r.Decide(slot, tokens[k * b + slot]);
-                    updates.Add(new SequenceUpdate(r.Sequence,
-                        chosen.Select(s => r.Generated.Count + s - r.FixedSlots).ToArray(),
-                        chosen.Select(s => tokens[k * b + s]).ToArray(),
-                        chosen.Select(s => confidence[k * b + s]).ToArray()));
+                    var r = drawing[k];
+                    var slots = SelectTransfers(r.Undecided, confidence.AsSpan(k * b, b), block, step);
+                    foreach (var s in slots) r.Decide(s, tokens[k * b + s]);
+                    updates.Add(new SequenceUpdate(r.Sequence, slots.Select(s => r.Generated.Count + s - r.FixedSlots).ToArray(),
+                        slots.Select(s => tokens[k * b + s]).ToArray(), slots.Select(s => confidence[k * b + s]).ToArray()));
                 }
                 yield return new DecodeStep(forwards, updates, rows[0].Generated.Count, b - rows[0].FixedSlots);
             }
 
-            // The block is complete: keep its tokens, decide who stops, commit the rest next forward.
+            // The block is decided: keep its tokens, let finished rows leave, commit the rest with the next forward.
             var finished = new List<SequenceUpdate>();
             var keep = new List<int>();
             for (var i = 0; i < rows.Count; i++)
             {
-                var r = rows[i];
-                var before = r.Generated.Count;
-                // Slots past the token limit may still hold MASK (see NeedsForward); they are never output.
-                r.Generated.AddRange(r.Window.Skip(r.FixedSlots).Take(limits[r.Sequence] - before));
-                var stopAt = r.Generated.FindIndex(before, t => stops.Contains(t));
-                if (stopAt >= 0) finished.Add(Finish(r, FinishReason.Stop, stopAt));
-                else if (stopWhen?.Invoke(r.Sequence, r.Generated) == true) finished.Add(Finish(r, FinishReason.Stop, r.Generated.Count));
-                else if (r.Generated.Count >= limits[r.Sequence]) finished.Add(Finish(r, FinishReason.Length, limits[r.Sequence]));
+                if (rows[i].EndBlock(stops, stopWhen) is { } done) finished.Add(done);
                 else keep.Add(i);
             }
             if (finished.Count > 0) yield return new DecodeStep(forwards, finished, rows[0].Generated.Count - b, b);
-            if (keep.Count < rows.Count) window.KeepRows(keep);
-            window.Advance(keep.Select(i => rows[i].Window).ToArray());
+            if (keep.Count < rows.Count) forward.KeepRows(keep);
             rows = keep.Select(i => rows[i]).ToList();
+            forward.Advance(rows.Select(r => r.Window).ToArray());
         }
     }
 
-    private static SequenceUpdate Finish(SequenceState r, FinishReason reason, int length) =>
-        new(r.Sequence, [], [], [], reason, Math.Min(length, r.Generated.Count));
+    /// <summary>One forward over every row's window; the drawing rows' picks and confidences, flattened [drawing x B].</summary>
+    private static (int[] Tokens, float[] Confidence) Predict(BlockForward forward, List<Row> rows, Row[] drawing, bool firstStep, int maskTokenId)
+    {
+        using var scope = NewDisposeScope();
+        var logits = forward.Logits(rows.Select(r => r.Window).ToArray(), firstStep);        // [R, B, V]
+        // The model must never "predict" MASK: that slot would stay undecided forever.
+        logits.select(-1, maskTokenId).fill_(float.NegativeInfinity);
+        if (drawing.Length < rows.Count)
+            logits = logits.index_select(0, tensor(drawing.Select(r => (long)rows.IndexOf(r)).ToArray(), device: logits.device));
+        var b = logits.shape[1];
+        var (t, c) = Sampler.Pick(logits.reshape(drawing.Length * b, -1),
+            drawing.SelectMany(r => Enumerable.Repeat(r.Sampling, (int)b)).ToList(),
+            drawing.SelectMany(r => Enumerable.Repeat(r.Generator, (int)b)).ToList());
+        return (t.cpu().data<long>().Select(x => (int)x).ToArray(), c.cpu().data<float>().ToArray());
+    }
 
     /// <summary>
-    /// Which masked slots to unmask this step: every one above the threshold if that meets the
+    /// Which masked slots to unmask this step: every one strictly above the threshold if that meets the
     /// schedule's minimum, else the minimum number of most confident ones (ties: leftmost first).
     /// </summary>
     internal static int[] SelectTransfers(IReadOnlyList<bool> undecided, ReadOnlySpan<float> confidence, BlockDecodeOptions o, int step)
     {
         var conf = confidence.ToArray();
-        var active = new List<int>();
-        for (var s = 0; s < undecided.Count; s++) if (undecided[s]) active.Add(s);
+        var active = Enumerable.Range(0, undecided.Count).Where(s => undecided[s]).ToArray();
         var high = active.Where(s => conf[s] > o.Threshold).ToArray();
-        var minimum = Math.Min(o.MinimumTransfers(step), active.Count);
+        var minimum = Math.Min(o.MinimumTransfers(step), active.Length);
         if (high.Length >= minimum && high.Length > 0) return high;
         return active.OrderByDescending(s => conf[s]).ThenBy(s => s).Take(Math.Max(1, minimum)).Order().ToArray();
     }
 
-    /// <summary>One batch row: its window (CPU), what it generated, how many window slots are prompt tail.</summary>
-    private sealed class SequenceState(int sequence, int[] tail)
+    /// <summary>One sequence of the batch: its window (CPU), what it generated, how many window slots are prompt tail.</summary>
+    private sealed class Row(int sequence, int[] tail, int limit, SamplingOptions sampling, Generator generator)
     {
         public int Sequence { get; } = sequence;
+        public SamplingOptions Sampling { get; } = sampling;
+        public Generator Generator { get; } = generator;
         public int[] Window { get; private set; } = [];
         public bool[] Undecided { get; private set; } = [];
         public int FixedSlots { get; private set; }
         public List<int> Generated { get; } = [];
-        public int Forwards { get; set; }
 
         public void StartBlock(int b, int maskId, bool first)
         {
@@ -149,12 +134,11 @@ public static class BlockDecoder
         }
 
         /// <summary>
-        /// Whether this block still needs a forward for this row: some slot that can reach the output is undecided.
-        /// Once every slot up to a decided stop token (or up to the token limit) is decided, the output is fixed:
-        /// the remaining MASKs would only fill slots that are dropped. Selection among undecided slots is left as it
-        /// is (it still sees them), so stopping early changes the forwards spent, never the tokens returned.
+        /// Whether this block still needs a forward: some slot that can reach the output is undecided. Once every
+        /// slot up to a decided stop token (or up to the token limit) is decided, the output is fixed and the
+        /// remaining MASKs would only fill dropped slots. This changes the forwards spent, never the tokens returned.
         /// </summary>
-        public bool NeedsForward(IReadOnlySet<int> stops, int limit)
+        public bool NeedsForward(IReadOnlySet<int> stops)
         {
             var end = Math.Min(Window.Length, FixedSlots + limit - Generated.Count);
             for (var s = FixedSlots; s < end; s++)
@@ -170,5 +154,20 @@ public static class BlockDecoder
             Window[slot] = token;
             Undecided[slot] = false;
         }
+
+        /// <summary>Appends the block's tokens; the finishing update if the sequence ends here, else null.</summary>
+        public SequenceUpdate? EndBlock(IReadOnlySet<int> stops, Func<int, IReadOnlyList<int>, bool>? stopWhen)
+        {
+            var before = Generated.Count;
+            // Slots past the token limit may still hold MASK (see NeedsForward); they are never output.
+            Generated.AddRange(Window.Skip(FixedSlots).Take(limit - before));
+            var stopAt = Generated.FindIndex(before, t => stops.Contains(t));
+            if (stopAt >= 0) return Finish(FinishReason.Stop, stopAt);
+            if (stopWhen?.Invoke(Sequence, Generated) == true) return Finish(FinishReason.Stop, Generated.Count);
+            if (Generated.Count >= limit) return Finish(FinishReason.Length, limit);
+            return null;
+        }
+
+        private SequenceUpdate Finish(FinishReason reason, int length) => new(Sequence, [], [], [], reason, Math.Min(length, Generated.Count));
     }
 }

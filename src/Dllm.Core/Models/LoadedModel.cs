@@ -36,8 +36,11 @@ public sealed class LoadedModel : IDisposable
 
     public bool IsDiffusion => Model.Config.IsDiffusion && MaskTokenId is not null;
 
-    /// <summary>The block size to decode with unless told otherwise: the one conversion recorded, else the official 32.</summary>
-    public int DefaultBlockSize => Model.Config.Diffusion?.BlockSize ?? new Generation.BlockDecodeOptions().BlockSize;
+    /// <summary>The block size every verb uses unless told otherwise: the one the model was last trained at, else LLaDA2.0's.</summary>
+    public int DefaultBlockSize => Model.Config.Diffusion?.BlockSize ?? Config.DiffusionSettings.DefaultBlockSize;
+
+    /// <summary>Which output predicts a masked token (same position unless the checkpoint records a shift).</summary>
+    public Config.LabelPosition Labels => Model.Config.Diffusion?.Labels ?? Config.LabelPosition.Same;
 
     /// <summary>Adds a MASK token if the model has none (see <see cref="MaskTokenSetup"/>).</summary>
     public void EnsureMaskToken()

@@ -1,3 +1,4 @@
+using Dllm.Config;
 using Dllm.Data;
 using Dllm.Diffusion;
 using Dllm.Models;
@@ -7,9 +8,9 @@ namespace Dllm.Training;
 
 /// <summary>
 /// Conversion's objective: the block-diffusion loss at the block size the schedule sets for the
-/// step, with per-block mask rates and masked-embedding noise (METHOD.md §2-3).
+/// step, with per-block mask rates and masked-embedding noise (METHOD.md §2-3), at the chosen label position.
 /// </summary>
-public sealed class BlockDiffusionObjective(BlockSchedule schedule, int maskTokenId, NoiseOptions noise) : ITrainingObjective
+public sealed class BlockDiffusionObjective(BlockSchedule schedule, int maskTokenId, NoiseOptions noise, LabelPosition labels = LabelPosition.Same) : ITrainingObjective
 {
     public string Name => "block-diffusion";
 
@@ -19,8 +20,8 @@ public sealed class BlockDiffusionObjective(BlockSchedule schedule, int maskToke
     {
         using var scope = NewDisposeScope();
         var blockSize = schedule.BlockSizeAt(context.Step);
-        using var draw = NoiseSampler.Draw(batch.Tokens, blockSize, maskTokenId, context.Generator, noise, batch.Scored);
-        using var result = BlockDiffusionLoss.Compute(model, batch, blockSize, draw, context.EmbeddingNoise, context.Generator);
+        using var draw = NoiseSampler.Draw(batch.Tokens, blockSize, maskTokenId, context.Generator, noise, BlockDiffusionLoss.Scorable(batch, labels));
+        using var result = BlockDiffusionLoss.Compute(model, batch, blockSize, draw, labels, context.EmbeddingNoise, context.Generator);
         var tokens = result.TokenCount.item<long>();
         return new ObjectiveResult(result.Loss.alias().MoveToOuterDisposeScope(), tokens);
     }

@@ -46,7 +46,7 @@ public sealed record BlockSchedule(IReadOnlyList<BlockPhase> Phases)
     /// 25% warm-up split evenly over block sizes 1, 4, 16, 64, ... (&lt; L), 55% stable at L, 20% decay at
     /// <paramref name="finalBlockSize"/> (capped at L).
     /// </summary>
-    public static BlockSchedule Wsd(long totalSteps, int sequenceLength, int finalBlockSize = 32, double warmupFraction = 0.25, double decayFraction = 0.20)
+    public static BlockSchedule Wsd(long totalSteps, int sequenceLength, int finalBlockSize = Config.DiffusionSettings.DefaultBlockSize, double warmupFraction = 0.25, double decayFraction = 0.20)
     {
         if (totalSteps < 3) throw new DllmException($"the WSD block schedule needs at least 3 steps, got {totalSteps}");
         var warmSizes = new List<int>();

@@ -13,7 +13,7 @@ public sealed record ConversionOptions
 {
     // Defaults sized so that a small model (stories260K) converts in minutes on 2 CPU cores.
     public const int DefaultSequenceLength = 128;
-    public const int DefaultBlockSize = 32;
+    public const int DefaultBlockSize = DiffusionSettings.DefaultBlockSize;
     public const long DefaultSteps = 4000;
     public const int DefaultBatchSize = 16;
 
@@ -30,6 +30,10 @@ public sealed record ConversionOptions
     public int BlockSize { get; init; } = DefaultBlockSize;
     public TrainerOptions Trainer { get; init; } = new();
     public bool DocumentMask { get; init; } = true;
+    /// <summary>Which output predicts a masked token; recorded in config.json and honoured by every later verb.</summary>
+    public LabelPosition Labels { get; init; } = LabelPosition.Same;
+    /// <summary>Share of the schedule's steps over which the masked-embedding noise anneals to 0 (sets Trainer.EmbeddingNoiseSteps).</summary>
+    public double EmbeddingNoiseFraction { get; init; } = 0.1;
     public double ValidationFraction { get; init; } = 0.02;
     public int ValidationRows { get; init; } = 32;
     public bool Resume { get; init; }
@@ -64,26 +68,28 @@ public static class ConversionJob
 
         var schedule = ResolveSchedule(o, L);
         schedule.Validate(L);
-        var trainerOptions = o.Trainer with { Steps = schedule.TotalSteps };
+        // Every step count derives from the schedule, which a --schedule file may set apart from --steps.
+        var trainerOptions = o.Trainer with { Steps = schedule.TotalSteps, EmbeddingNoiseSteps = (long)(schedule.TotalSteps * o.EmbeddingNoiseFraction) };
         observer.Message($"block schedule: {schedule.Describe()}");
 
         using var corpus = JobSupport.Corpus(o.Data, loaded.Tokenizer, run, o.ValidationFraction, o.Trainer.Seed, observer);
         var source = new PackedBatchSource(corpus.Train(L), o.Trainer.BatchSize, o.Trainer.Seed, o.DocumentMask);
-        var evalBlock = Math.Min(o.BlockSize, L);
+        // The block the model ends at is the one it is validated and decoded at.
+        var finalBlock = Math.Min(schedule.Phases[^1].BlockSize, L);
         var validator = corpus.ValidTokens >= L
-            ? new DiffusionValidator(PackedBatchSource.Rows(corpus.Valid(L), o.ValidationRows), evalBlock, maskId, seed: o.Trainer.Seed + 1)
+            ? new DiffusionValidator(PackedBatchSource.Rows(corpus.Valid(L), o.ValidationRows), finalBlock, maskId, o.Labels, seed: o.Trainer.Seed + 1)
             : null;
         if (validator is null) observer.Message("validation split too small for one sequence: no validation metric, checkpoints cannot be ranked");
 
         WritePlan(run, o, schedule, trainerOptions);
-        var objective = new BlockDiffusionObjective(schedule, maskId, new NoiseOptions());
+        var objective = new BlockDiffusionObjective(schedule, maskId, new NoiseOptions(), o.Labels);
         var trainer = new Trainer(loaded.Model, loaded.Tokenizer, objective, source, validator, trainerOptions, run, observer);
         var outcome = trainer.Run(resumeFrom, cancel);
         if (outcome != TrainingOutcome.Completed)
             return new JobResult(o.Output, run, outcome, null, validator?.Metric ?? "", schedule);
 
         var final = store.Latest()!;
-        JobSupport.WriteFinal(final.Path, o.Output, config => config with { Diffusion = new DiffusionSettings(evalBlock) });
+        JobSupport.WriteFinal(final.Path, o.Output, config => config with { Diffusion = new DiffusionSettings(finalBlock, o.Labels) });
         return new JobResult(o.Output, run, outcome, final.Metric, validator?.Metric ?? "", schedule);
     }
 
@@ -109,6 +115,7 @@ public static class ConversionJob
             ["sequence_length"] = o.SequenceLength,
             ["block_size"] = o.BlockSize,
             ["document_mask"] = o.DocumentMask,
+            ["labels"] = o.Labels.Name(),
             ["schedule"] = schedule.ToJson(),
         }, t);
 }

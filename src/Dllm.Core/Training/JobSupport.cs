@@ -55,6 +55,18 @@ internal static class JobSupport
         }
     }
 
+    /// <summary>
+    /// The label position a fine-tuning job trains with: a dLLM's own (asking for another is an error: its head
+    /// was trained for it), else the requested one, else same-position.
+    /// </summary>
+    internal static LabelPosition Labels(LoadedModel model, LabelPosition? requested, string path)
+    {
+        if (model.Model.Config.Diffusion is not { } d) return requested ?? LabelPosition.Same;
+        if (requested is { } r && r != d.Labels)
+            throw new DllmException($"{path} was trained with {d.Labels.Name()} labels; fine-tuning it with {r.Name()} labels would relearn its head (leave --labels out)");
+        return d.Labels;
+    }
+
     /// <summary>Tokenizes (or reuses the cached tokens of) the data files inside the run folder.</summary>
     internal static TokenCorpus Corpus(IReadOnlyList<string> data, TextTokenizer tokenizer, string run, double validationFraction, long seed, ITrainingObserver observer)
     {

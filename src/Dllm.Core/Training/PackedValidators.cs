@@ -1,3 +1,4 @@
+using Dllm.Config;
 using Dllm.Data;
 using Dllm.Diffusion;
 using Dllm.Models;
@@ -24,7 +25,7 @@ public sealed record ValidationRows(long[][] Tokens, int[][] DocumentIds)
 }
 
 /// <summary>Validation NELBO per token at a fixed block size with fixed draws (same masks at every evaluation).</summary>
-public sealed class DiffusionValidator(ValidationRows rows, int blockSize, int maskTokenId, int batchSize = 8, long seed = 1234) : IValidator
+public sealed class DiffusionValidator(ValidationRows rows, int blockSize, int maskTokenId, LabelPosition labels, int batchSize = 8, long seed = 1234) : IValidator
 {
     public string Metric => $"valid_nelbo_b{blockSize}";
 
@@ -37,8 +38,8 @@ public sealed class DiffusionValidator(ValidationRows rows, int blockSize, int m
             using var scope = NewDisposeScope();
             using var _ = batch;
             using var generator = new Generator(SeededRandom.StepSeed(seed, index++, 0));
-            using var draw = NoiseSampler.Draw(batch.Tokens, blockSize, maskTokenId, generator, new NoiseOptions());
-            using var result = BlockDiffusionLoss.Compute(model, batch, blockSize, draw);
+            using var draw = NoiseSampler.Draw(batch.Tokens, blockSize, maskTokenId, generator, new NoiseOptions(), BlockDiffusionLoss.Scorable(batch, labels));
+            using var result = BlockDiffusionLoss.Compute(model, batch, blockSize, draw, labels);
             total += result.Terms.sum().item<float>();
             count += result.TokenCount.item<long>();
         }

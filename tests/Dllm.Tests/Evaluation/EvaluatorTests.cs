@@ -1,3 +1,4 @@
+using Dllm.Config;
 using Dllm.Evaluation;
 using Dllm.Models;
 using Dllm.Runtime;
@@ -40,7 +41,7 @@ public class EvaluatorTests
         // E[masked / t] = 1 per token, so the 1/t-weighted estimate of a log V cost is log V on average.
         using var model = Uniform();
         var docs = Enumerable.Range(0, 6).Select(i => Doc(40, i)).ToList();
-        var r = NelboEvaluator.Evaluate(model, docs, blockSize, maskTokenId: 271, samples: 64, seed: 3);
+        var r = NelboEvaluator.Evaluate(model, docs, blockSize, maskTokenId: 271, LabelPosition.Same, samples: 64, seed: 3);
         Assert.Equal(240, r.Tokens);
         Assert.Equal(6, r.Documents);
         Assert.InRange(r.PerToken / Math.Log(272), 0.93, 1.07);
@@ -51,13 +52,13 @@ public class EvaluatorTests
     {
         using var model = TinyConfigs.Model("llama", seed: 3);
         var doc = Doc(30, 5);
-        var a = NelboEvaluator.Evaluate(model, [doc], 8, 271, 4, seed: 9);
-        var b = NelboEvaluator.Evaluate(model, [doc], 8, 271, 4, seed: 9);
-        var c = NelboEvaluator.Evaluate(model, [doc], 8, 271, 4, seed: 10);
+        var a = NelboEvaluator.Evaluate(model, [doc], 8, 271, LabelPosition.Same, 4, seed: 9);
+        var b = NelboEvaluator.Evaluate(model, [doc], 8, 271, LabelPosition.Same, 4, seed: 9);
+        var c = NelboEvaluator.Evaluate(model, [doc], 8, 271, LabelPosition.Same, 4, seed: 10);
         Assert.Equal(a.PerToken, b.PerToken);
         Assert.NotEqual(a.PerToken, c.PerToken);
         var halfScored = doc with { Scored = doc.Scored.Select((_, i) => i >= 15).ToArray() };
-        Assert.Equal(15, NelboEvaluator.Evaluate(model, [halfScored], 8, 271, 2, 9).Tokens);
+        Assert.Equal(15, NelboEvaluator.Evaluate(model, [halfScored], 8, 271, LabelPosition.Same, 2, 9).Tokens);
     }
 
     [Fact]

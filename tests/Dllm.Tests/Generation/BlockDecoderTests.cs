@@ -32,7 +32,7 @@ public class BlockDecoderTests
     private static List<int> Reference(CausalLM model, int[] prompt, int b, double threshold, int steps, int genLength, int eos) =>
         Reference(model, prompt, b, threshold, steps, genLength, eos, out _);
 
-    private static List<int> Reference(CausalLM model, int[] prompt, int b, double threshold, int steps, int genLength, int eos, out int forwards)
+    private static List<int> Reference(CausalLM model, int[] prompt, int b, double threshold, int steps, int genLength, int eos, out int forwards, bool shift = false)
     {
         using var noGrad = no_grad();
         forwards = 0;
@@ -52,6 +52,9 @@ public class BlockDecoderTests
                 forwards++;
                 var pos = arange(end);
                 var logits = model.Forward(tensor(x.Take(end).Select(v => (long)v).ToArray()).unsqueeze(0), pos, AttentionMasks.BlockCausal(pos, pos, b))[0];
+                // Shifted labels: slot i is predicted by the output at i - 1 (the canvas recomputation makes
+                // the output at a block's first slot - 1 the clean one, since it cannot see the block).
+                if (shift) logits = cat([logits.narrow(0, 0, 1), logits.narrow(0, 0, end - 1)]);
                 logits.select(-1, Mask).fill_(float.NegativeInfinity);
                 var probs = logits.softmax(-1);
                 var (pv, pi) = probs.max(-1);
@@ -88,6 +91,51 @@ public class BlockDecoderTests
             Assert.Equal(expected, cached);
             Assert.Equal(expected, uncached);
         }
+    }
+
+    [Theory]
+    [InlineData(4, 0.95, 4)]
+    [InlineData(4, 0.3, 4)]
+    [InlineData(8, 0.5, 3)]
+    [InlineData(1, 0.9, 32)]
+    [InlineData(3, 0.0, 32)]
+    public void ShiftedDecodingMatchesTheShiftedReferenceAtEveryBlockEdge(int b, double threshold, int steps)
+    {
+        using var model = TinyConfigs.Shifted("qwen3", seed: 3, blockSize: b);
+        using (no_grad()) model.OutputWeight.mul_(12);
+        // Prompt lengths 8 and 12 end on a block boundary for b = 4 (slot 0 of the first window is read from the
+        // prefill's last output); 3 and 1 leave a tail that shares the first block.
+        int[][] prompts = [[5, 6, 7], [9, 10, 11, 12, 13, 14, 15, 16], [20], [30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41]];
+        var eos = 263;
+        foreach (var prompt in prompts)
+        {
+            var expected = Reference(model, prompt, b, threshold, steps, 13, eos, out _, shift: true);
+            Assert.Equal(expected, Decode(model, [prompt], new BlockDecodeOptions(b, threshold, steps), 13, [eos])[0].Tokens);
+            Assert.Equal(expected, Decode(model, [prompt], new BlockDecodeOptions(b, threshold, steps, UseCache: false), 13, [eos])[0].Tokens);
+        }
+        var batch = Decode(model, prompts, new BlockDecodeOptions(b, threshold, steps), 13, [eos]);
+        for (var i = 0; i < prompts.Length; i++)
+            Assert.Equal(Reference(model, prompts[i], b, threshold, steps, 13, eos, out _, shift: true), batch[i].Tokens);
+    }
+
+    [Fact]
+    public void AShiftedModelAtBlockOneDecodesExactlyAsItsArSelf()
+    {
+        // B = 1 with shifted labels is autoregression with the next-token head: the same greedy tokens as ArDecoder.
+        using var model = TinyConfigs.Shifted("llama", seed: 5, blockSize: 1);
+        int[][] prompts = [[5, 6, 7], [9, 10, 11, 12, 13], [20]];
+        var options = new DecodeOptions { MaxNewTokens = 10 };
+        var ar = DecodeCollector.Collect(ArDecoder.Run(model, prompts, options), 3);
+        var diffusion = DecodeCollector.Collect(BlockDecoder.Run(model, prompts, options, new BlockDecodeOptions(1, 0.9, 1), Mask), 3);
+        for (var i = 0; i < 3; i++) Assert.Equal(ar[i].Tokens, diffusion[i].Tokens);
+    }
+
+    [Fact]
+    public void AShiftedModelRefusesAnEmptyPrompt()
+    {
+        using var model = TinyConfigs.Shifted("llama");
+        var e = Assert.Throws<DllmException>(() => Decode(model, [[]], new BlockDecodeOptions(4, 0.9, 4)));
+        Assert.Contains("empty", e.Message);
     }
 
     [Fact]
