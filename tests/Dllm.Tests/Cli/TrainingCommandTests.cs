@@ -62,6 +62,54 @@ public class TrainingCommandTests
     }
 
     [Fact]
+    public void TheBlockSizeAModelWasLastTrainedAtIsWhatEveryVerbRecordsAndDefaultsTo()
+    {
+        using var dir = new TempDirectory();
+        var ar = TinyCheckpoints.Write("llama", dir.File("ar"));
+        var data = Corpus(dir);
+        // A schedule file whose total (10 steps) differs from --steps and whose last phase is B = 8.
+        var schedule = dir.File("schedule.json");
+        File.WriteAllText(schedule, """{"phases": [{"steps": 4, "block_size": 1}, {"steps": 3, "block_size": 32}, {"steps": 3, "block_size": 8}]}""");
+        var dlm = dir.File("dlm");
+        var convert = CliRunner.InProcess("convert", "--model", ar, "--data", data, "--out", dlm, "--schedule", schedule, "--steps", "4000",
+            "--seq-len", "32", "--batch-size", "2", "--labels", "shift", "--embedding-noise", "0.2", "--embedding-noise-fraction", "0.5");
+        Assert.True(convert.ExitCode == 0, convert.Stderr + convert.Stdout);
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(dlm, "config.json")))!;
+        Assert.Equal(8, config["dllm"]!["block_size"]!.GetValue<int>());
+        Assert.Equal("shift", config["dllm"]!["labels"]!.GetValue<string>());
+        // The noise anneals over half of the file's 10 steps, not half of --steps.
+        var noise = File.ReadAllLines(dlm + "-run/metrics.jsonl").Select(l => JsonNode.Parse(l)!["embedding_noise"]!.GetValue<double>()).ToList();
+        Assert.Equal(10, noise.Count);
+        Assert.Equal(0.2, noise[0], 9);
+        Assert.All(noise.Skip(5), n => Assert.Equal(0, n));
+
+        // sft without --block-size trains at (and records) the checkpoint's 8; with --block-size 4 it records 4.
+        var tasks = dir.File("tasks.jsonl");
+        File.WriteAllLines(tasks, Enumerable.Range(0, 12).Select(i => new JsonObject { ["prompt"] = $"the cat {i}", ["answer"] = " sat on a mat." }.ToJsonString()));
+        string Sft(string output, params string[] extra)
+        {
+            var run = CliRunner.InProcess(["sft", "--model", dlm, "--data", tasks, "--out", dir.File(output), "--steps", "2", "--batch-size", "2", .. extra]);
+            Assert.True(run.ExitCode == 0, run.Stderr + run.Stdout);
+            return File.ReadAllText(dir.File(output + "/config.json"));
+        }
+        var inherited = JsonNode.Parse(Sft("sft8"))!["dllm"]!;
+        Assert.Equal(8, inherited["block_size"]!.GetValue<int>());
+        Assert.Equal("shift", inherited["labels"]!.GetValue<string>());
+        Assert.Equal(4, JsonNode.Parse(Sft("sft4", "--block-size", "4"))!["dllm"]!["block_size"]!.GetValue<int>());
+        var relabel = CliRunner.InProcess("sft", "--model", dlm, "--data", tasks, "--out", dir.File("bad"), "--steps", "2", "--labels", "same");
+        Assert.Equal(1, relabel.ExitCode);
+        Assert.Contains("shift labels", relabel.Stderr);
+
+        // The shifted model decodes and is scored at its recorded block size and labels.
+        var eval = CliRunner.InProcess("eval", "--model", dir.File("sft4"), "--data", data, "--samples", "1", "--max-docs", "5", "--json");
+        Assert.True(eval.ExitCode == 0, eval.Stderr);
+        Assert.Equal(4, eval.Json["block_size"]!.GetValue<int>());
+        Assert.Equal("shift", eval.Json["labels"]!.GetValue<string>());
+        var gen = CliRunner.InProcess("generate", "--model", dir.File("sft4"), "--prompt", "the cat", "-n", "6", "--json");
+        Assert.True(gen.ExitCode == 0, gen.Stderr);
+    }
+
+    [Fact]
     public void AnExistingRunIsNotOverwrittenWithoutResume()
     {
         using var dir = new TempDirectory();
