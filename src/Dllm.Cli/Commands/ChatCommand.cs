@@ -59,7 +59,7 @@ internal static class ChatCommand
                 var result = live && resolved == DecodeMode.Diffusion ? LiveBlocks(loaded, request, cancel) : Stream(output, loaded, request, cancel);
                 history.Add(ChatMessage.Assistant(result.Text.Trim()));
                 output.WriteLine();
-                Output.Err(p).WriteLine($"[{result.TokenIds.Length} tokens, {result.TokensPerForward:F2} tokens/forward, {result.TokensPerSecond:F1} tokens/s]");
+                Output.Err(p).WriteLine($"[{result.DecodedTokens} tokens decoded, {result.TokensPerForward:F2} tokens/forward, {result.TokensPerSecond:F1} tokens/s]");
             }
             return Task.FromResult(0);
         });

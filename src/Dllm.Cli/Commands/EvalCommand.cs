@@ -14,8 +14,10 @@ internal static class EvalCommand
     {
         var model = SharedOptions.Model();
         var data = new Option<string?>("--data") { Description = "Documents to score: .txt (one per line, or between '<|endoftext|>' lines), .jsonl ('text') or .parquet" };
-        var task = new Option<string?>("--task") { Description = "Tasks to solve instead: JSONL prompt/answer, or GSM8K question/answer ('#### N'); reports accuracy, tokens_per_forward, tokens_per_second, items" };
-        var mode = new Option<string>("--mode") { Description = "diffusion: NELBO bound / block decoding (default for dLLMs); ar: exact next-token NLL / AR decoding", DefaultValueFactory = _ => "auto" };
+        var task = new Option<string?>("--task") { Description = "Tasks to solve instead: JSONL prompt/answer (optional kind), or GSM8K question/answer ('#### N'); reports accuracy (overall and per kind), tokens_per_forward and tokens_per_second" };
+        var mode = new Option<DecodeMode>("--mode") { Description = "diffusion: NELBO bound / block decoding; ar: exact next-token NLL / AR decoding; auto: diffusion for dLLMs, else ar", DefaultValueFactory = _ => DecodeMode.Auto };
+        var compareAr = new Option<string?>("--compare-ar") { Description = "Tasks: also run this AR model (the dLLM's parent) on the same tasks in the same process, in interleaved passes, and report both with the speed ratio" };
+        var passes = new Option<int>("--passes") { Description = "Tasks with --compare-ar: interleaved passes over the tasks; tokens/s are the medians", DefaultValueFactory = _ => 3 };
         var threshold = SharedOptions.Threshold();
         var maxSteps = SharedOptions.MaxStepsPerBlock();
         var maxNew = new Option<int>("--max-new-tokens", "-n") { Description = "Tasks: longest answer", DefaultValueFactory = _ => 64 };
@@ -34,22 +36,18 @@ internal static class EvalCommand
             "Score held-out text. Diffusion mode reports the negative ELBO per token (nelbo_per_token) and its perplexity " +
             "bound ppl = exp(nelbo): each document on its own, unpacked, with S fixed-seed draws. --mode ar reports the exact " +
             "AR NLL per token (nll_per_token, ppl); the first token of each document is context only. With --task it decodes " +
-            "every prompt and scores the answers (exact match; numbers by value: the '#### N' or the last number).")
+            "every prompt and scores the answers (exact match; numbers by value: the '#### N' or the last number). Tokens per " +
+            "forward counts decoded tokens, the stop token included, over decoding forwards (the prompt prefill is not one; " +
+            "AR is exactly 1); tokens per second counts the same tokens over wall time.")
         {
-            model, data, task, mode, block, samples, seed, maxDocs, maxLen, threshold, maxSteps, maxNew, temperature, batch, template, device, dtype, json,
+            model, data, task, mode, block, samples, seed, maxDocs, maxLen, threshold, maxSteps, maxNew, temperature, batch, template, compareAr, passes, device, dtype, json,
         };
         command.SetAction(p =>
         {
             using var loaded = LoadedModel.Load(p.GetValue(model)!, SharedOptions.LoadOptions(p, device, dtype));
             if (p.GetValue(task) is { } taskFile)
             {
-                var decodeMode = p.GetValue(mode) switch
-                {
-                    "ar" => DecodeMode.Ar,
-                    "diffusion" => DecodeMode.Diffusion,
-                    "auto" => DecodeMode.Auto,
-                    var other => throw new DllmException($"unknown mode '{other}': use ar or diffusion"),
-                };
+                var decodeMode = p.GetValue(mode);
                 var items = TaskFile.Read(taskFile);
                 if (p.GetValue(maxDocs) > 0) items = items.Take(p.GetValue(maxDocs)).ToList();
                 if (p.GetValue(template) is { } name)
@@ -65,25 +63,37 @@ internal static class EvalCommand
                     Options = new DecodeOptions { MaxNewTokens = p.GetValue(maxNew), Sampling = new SamplingOptions(p.GetValue(temperature), Seed: p.GetValue(seed)) },
                     Block = new BlockDecodeOptions(p.GetValue(block) ?? loaded.DefaultBlockSize, p.GetValue(threshold), p.GetValue(maxSteps)),
                 };
-                var r = TaskEvaluator.Evaluate(loaded, items, request, p.GetValue(batch));
-                var taskReport = new JsonObject
+                JsonObject taskReport;
+                if (p.GetValue(compareAr) is { } arDir)
                 {
-                    ["mode"] = TextGeneration.ResolveMode(loaded, decodeMode).ToString().ToLowerInvariant(),
-                    ["accuracy"] = r.Accuracy, ["correct"] = r.Correct, ["items"] = r.Items,
-                    ["tokens_per_forward"] = r.TokensPerForward, ["tokens_per_second"] = r.TokensPerSecond,
-                };
+                    using var arModel = LoadedModel.Load(arDir, SharedOptions.LoadOptions(p, device, dtype));
+                    if (!loaded.IsDiffusion) throw new DllmException($"{p.GetValue(model)} is not a diffusion LM: --compare-ar compares a dLLM with its AR parent");
+                    var c = TaskEvaluator.Compare(loaded, arModel, items, request, p.GetValue(batch), p.GetValue(passes));
+                    taskReport = new JsonObject
+                    {
+                        ["diffusion"] = TaskJson(c.Diffusion, "diffusion", c.DiffusionTokensPerSecond),
+                        ["ar"] = TaskJson(c.Ar, "ar", c.ArTokensPerSecond),
+                        ["speed_ratio"] = Math.Round(c.SpeedRatio, 3),
+                        ["accuracy_gap"] = Math.Round(c.AccuracyGap, 4),
+                        ["passes"] = c.Passes,
+                        ["batch"] = p.GetValue(batch),
+                    };
+                }
+                else
+                {
+                    var r = TaskEvaluator.Evaluate(loaded, items, request, p.GetValue(batch));
+                    taskReport = TaskJson(r, TextGeneration.ResolveMode(loaded, decodeMode).ToString().ToLowerInvariant(), r.TokensPerSecond);
+                }
                 if (p.GetValue(json)) Output.WriteJson(p, taskReport);
-                else foreach (var (k, v) in taskReport) Output.Out(p).WriteLine($"{k,-20} {v}");
+                else Print(Output.Out(p), taskReport, "");
                 return 0;
             }
             if (p.GetValue(data) is null) throw new DllmException("give --data FILE (perplexity / NELBO) or --task FILE.jsonl (accuracy)");
-            var requested = p.GetValue(mode)!;
-            var ar = requested switch
+            var ar = p.GetValue(mode) switch
             {
-                "ar" => true,
-                "diffusion" => false,
-                "auto" => !loaded.IsDiffusion,
-                _ => throw new DllmException($"unknown mode '{requested}': use ar or diffusion"),
+                DecodeMode.Ar => true,
+                DecodeMode.Diffusion => false,
+                _ => !loaded.IsDiffusion,
             };
             var length = p.GetValue(maxLen) is > 0 and var m ? m : loaded.Model.Config.MaxPositionEmbeddings;
             var docs = CorpusReader.ReadDocuments([p.GetValue(data)!]);
@@ -112,5 +122,27 @@ internal static class EvalCommand
             return 0;
         });
         return command;
+    }
+
+    private static JsonObject TaskJson(TaskReport r, string mode, double tokensPerSecond) => new()
+    {
+        ["mode"] = mode,
+        ["accuracy"] = r.Accuracy, ["correct"] = r.Correct, ["items"] = r.Items,
+        ["kinds"] = new JsonObject(r.ByKind.Select(k => KeyValuePair.Create(k.Kind == "" ? "all" : k.Kind, (JsonNode?)Math.Round(k.Accuracy, 4)))),
+        ["tokens_per_forward"] = Math.Round(r.TokensPerForward, 4), ["tokens_per_second"] = Math.Round(tokensPerSecond, 2),
+        ["tokens"] = r.Tokens, ["forwards"] = r.Forwards,
+    };
+
+    private static void Print(TextWriter o, JsonObject report, string indent)
+    {
+        foreach (var (k, v) in report)
+        {
+            if (v is JsonObject inner)
+            {
+                o.WriteLine($"{indent}{k}:");
+                Print(o, inner, indent + "  ");
+            }
+            else o.WriteLine($"{indent}{k,-20} {v}");
+        }
     }
 }

@@ -30,8 +30,8 @@ internal static class GenerateCommand
             "Continue a prompt with a model. AR checkpoints decode one token per forward; diffusion checkpoints decode " +
             "blocks of tokens in parallel (block 32, threshold 0.95, 32 steps per block by default, as LLaDA2.0). Text " +
             "streams to stdout as it is produced; --json prints one object with text, token_ids (generated ids only), " +
-            "forwards (decoding forwards; the prompt prefill is not counted), tokens_per_forward (generated tokens / " +
-            "forwards) and tokens_per_second.")
+            "forwards (decoding forwards; the prompt prefill is not counted), tokens_per_forward (decoded tokens, the stop " +
+            "token included, / forwards: AR is exactly 1) and tokens_per_second (the same tokens over wall time).")
         {
             model, prompt, maxNew, temperature, topK, topP, seed, stop, mode, blockSize, threshold, maxSteps, noCache, noSpecial, device, dtype, json,
         };
@@ -66,7 +66,7 @@ internal static class GenerateCommand
             else
             {
                 output.WriteLine();
-                Output.Err(p).WriteLine($"[{result.TokenIds.Length} tokens, {result.Forwards} forwards, {result.TokensPerForward:F2} tokens/forward, {result.TokensPerSecond:F1} tokens/s, {result.Mode.ToString().ToLowerInvariant()}, finish: {result.Finish.ToString().ToLowerInvariant()}]");
+                Output.Err(p).WriteLine($"[{result.DecodedTokens} tokens decoded (stop token included), {result.Forwards} forwards, {result.TokensPerForward:F2} tokens/forward, {result.TokensPerSecond:F1} tokens/s, {result.Mode.ToString().ToLowerInvariant()}, finish: {result.Finish.ToString().ToLowerInvariant()}]");
             }
             return Task.FromResult(0);
         });

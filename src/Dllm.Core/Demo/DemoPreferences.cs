@@ -5,8 +5,8 @@ namespace Dllm.Demo;
 
 /// <summary>
 /// Preference pairs for the demo's DPO stage, built from the task set: the correct answer is chosen, a
-/// plausible wrong one rejected (an off-by-a-few sum, a shuffled copy, an unreversed reversal, another
-/// key's value).
+/// plausible wrong one rejected (two neighbours swapped in a copy or sort, an unreversed reversal, one
+/// looked-up value wrong).
 /// </summary>
 public static class DemoPreferences
 {
@@ -26,18 +26,21 @@ public static class DemoPreferences
 
     private static string Wrong(TaskItem t, SeededRandom random)
     {
-        var words = t.Answer.Trim().Split(' ');
+        var items = t.Answer.Trim().Split(' ');
         switch (t.Kind)
         {
-            case "arithmetic" when int.TryParse(t.Answer.Trim(), out var n):
-                var delta = 1 + random.NextBelow(9);
-                return " " + (n - delta >= 0 && random.NextBelow(2) == 0 ? n - delta : n + delta);
             case "reverse":
-                return " " + string.Join(' ', words.Reverse());   // the words as they came: not reversed
-            case "copy" when words.Length > 1:
-                return " " + string.Join(' ', words.Skip(1).Append(words[0]));
-            case "recall" when int.TryParse(t.Answer.Trim(), out var v):
-                return " " + ((v + 1 + random.NextBelow(9)) % 10);
+                return " " + string.Join(' ', items.Reverse());   // the items as they came: not reversed
+            case "copy" or "sort" when items.Length > 2:
+                var i = random.NextBelow(items.Length - 1);        // two neighbours swapped: one slip in a long answer
+                (items[i], items[i + 1]) = (items[i + 1], items[i]);
+                return " " + string.Join(' ', items);
+            case "lookup":
+                var at = random.NextBelow(items.Length);           // one entry with a wrong value
+                var eq = items[at].IndexOf('=');
+                var value = int.Parse(items[at][(eq + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+                items[at] = items[at][..(eq + 1)] + (value + 1 + random.NextBelow(9)) % 10;
+                return " " + string.Join(' ', items);
             default:
                 return t.Answer + t.Answer;
         }

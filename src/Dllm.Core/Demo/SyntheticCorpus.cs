@@ -11,13 +11,8 @@ namespace Dllm.Demo;
 /// (SeededRandom, never System.Random), so every machine builds the same corpus without a download.
 /// </summary>
 /// <remarks>
-/// Task formats (the answer starts with a space and is what the model must produce after the prompt):
-/// <list type="bullet">
-/// <item>arithmetic: "Compute: 47 + 38 =" -> " 85", "Compute: 85 - 38 =" -> " 47"; operands 0..999, results never negative.</item>
-/// <item>copy: "Copy: red blue cat ->" -> " red blue cat"; 2-5 distinct words.</item>
-/// <item>reverse: "Reverse: one two three ->" -> " three two one"; 2-5 distinct words.</item>
-/// <item>recall: "Keys: q=7 b=3 x=9. What is b? ->" -> " 3"; 2-6 distinct letter keys, digit values.</item>
-/// </list>
+/// Task formats: see <see cref="TaskKinds"/> (copy, reverse, lookup, sort; the answer starts with a space and is
+/// what the model must produce after the prompt).
 /// Text files use the TinyStories layout: each document, then a line holding only "&lt;|endoftext|&gt;".
 /// Stories may contain newlines; documents never contain that line.
 /// </remarks>
@@ -31,7 +26,7 @@ public static class SyntheticCorpus
 
     private static readonly JsonSerializerOptions JsonLine = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
-    /// <summary>The task kinds: "arithmetic", "copy", "reverse", "recall".</summary>
+    /// <summary>The task kinds: "copy", "reverse", "lookup", "sort".</summary>
     public static IReadOnlyList<string> Kinds => TaskKinds.Names;
 
     /// <summary>The first <paramref name="count"/> stories of the seed's story stream (a larger count extends, never changes, a smaller one).</summary>

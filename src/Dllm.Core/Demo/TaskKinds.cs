@@ -1,10 +1,51 @@
 namespace Dllm.Demo;
 
-/// <summary>The task kinds by name, in the order the corpus lists them.</summary>
+/// <summary>
+/// A task with one checkable answer. The model sees <see cref="Prompt"/> and must produce <see cref="Answer"/>,
+/// which starts with the space that follows the prompt, so prompt + answer is the training document.
+/// </summary>
+public sealed record DemoTask(string Kind, string Prompt, string Answer)
+{
+    /// <summary>The task as one training document.</summary>
+    public string Document => Prompt + Answer;
+}
+
+/// <summary>One family of checkable tasks: draws a random instance with its exact answer.</summary>
+internal interface ITaskKind
+{
+    string Name { get; }
+
+    DemoTask Next(SeededRandom rng);
+}
+
+/// <summary>
+/// The demo's task kinds. Answers are long (8 to 30 tokens) and fully determined by the prompt, which is what
+/// parallel decoding needs to show: a model that knows the answer can commit many of its tokens per forward.
+/// Items are common words or single letters, each one token after the demo's BPE, so an answer's length in
+/// tokens is its item count (lookup: three tokens or fewer per entry).
+/// <list type="bullet">
+/// <item>copy: "Copy: red cat sun ... ->" -> " red cat sun ..."; 8-24 distinct words.</item>
+/// <item>reverse: "Reverse: red cat sun ... ->" -> " ... sun cat red"; 8-24 distinct words.</item>
+/// <item>lookup: "Table: cat=3 sun=7 ... Find: sun cat sun ->" -> " sun=7 cat=3 sun=7"; 4-8 keys, 4-10 queries.</item>
+/// <item>sort: "Sort: q d a m ->" -> " a d m q"; 6-14 distinct letters (the hard one: it needs comparisons, not lookups).</item>
+/// </list>
+/// </summary>
 internal static class TaskKinds
 {
-    public static IReadOnlyList<ITaskKind> All { get; } =
-        [new ArithmeticTasks(), WordSequenceTasks.Copy, WordSequenceTasks.Reverse, new RecallTasks()];
+    // Item lists first: static fields initialise in text order, and the kinds below read them.
+    /// <summary>64 common story words: frequent enough in the corpus that each becomes one BPE token.</summary>
+    public static readonly string[] Words =
+    [
+        "red", "blue", "green", "yellow", "pink", "white", "black", "brown", "big", "small", "happy", "sad", "cat", "dog",
+        "bird", "fish", "frog", "duck", "bear", "fox", "ball", "kite", "cake", "tree", "boat", "book", "sun", "moon",
+        "star", "hat", "box", "cup", "apple", "flower", "park", "house", "one", "two", "three", "four", "five", "six",
+        "seven", "eight", "nine", "ten", "run", "jump", "sing", "car", "bed", "door", "milk", "bread", "shoe", "sock",
+        "rain", "snow", "hill", "sea", "rock", "leaf", "egg", "toy",
+    ];
+
+    public static readonly string[] Letters = "abcdefghijklmnopqrstuvwxyz".Select(c => c.ToString()).ToArray();
+
+    public static IReadOnlyList<ITaskKind> All { get; } = [ListTask.Copy, ListTask.Reverse, new LookupTask(), ListTask.Sort];
 
     public static IReadOnlyList<string> Names { get; } = All.Select(k => k.Name).ToArray();
 
@@ -23,5 +64,39 @@ internal static class TaskKinds
     {
         var rng = new SeededRandom(seed);
         while (true) yield return kind.Next(rng);
+    }
+}
+
+/// <summary>copy, reverse and sort: a list of distinct items in, the same items out in some order.</summary>
+internal sealed class ListTask(string name, string verb, string[] items, int min, int max, Func<List<string>, IEnumerable<string>> order) : ITaskKind
+{
+    public static ListTask Copy { get; } = new("copy", "Copy", TaskKinds.Words, 8, 24, l => l);
+    public static ListTask Reverse { get; } = new("reverse", "Reverse", TaskKinds.Words, 8, 24, l => Enumerable.Reverse(l));
+    public static ListTask Sort { get; } = new("sort", "Sort", TaskKinds.Letters, 6, 14, l => l.Order(StringComparer.Ordinal));
+
+    public string Name => name;
+
+    public DemoTask Next(SeededRandom rng)
+    {
+        var list = rng.Sample(items, rng.Between(min, max));
+        return new DemoTask(name, $"{verb}: {string.Join(' ', list)} ->", " " + string.Join(' ', order(list)));
+    }
+}
+
+/// <summary>
+/// lookup: a table of word keys with digit values, then the keys to look up (repeats allowed); the answer
+/// lists each asked key with its value, so every entry is checkable on its own.
+/// </summary>
+internal sealed class LookupTask : ITaskKind
+{
+    public string Name => "lookup";
+
+    public DemoTask Next(SeededRandom rng)
+    {
+        var keys = rng.Sample(TaskKinds.Words, rng.Between(4, 8));
+        var values = keys.ToDictionary(k => k, _ => rng.NextBelow(10));
+        var asked = Enumerable.Range(0, rng.Between(4, 10)).Select(_ => rng.Pick(keys)).ToList();
+        var table = string.Join(' ', keys.Select(k => $"{k}={values[k]}"));
+        return new DemoTask(Name, $"Table: {table}. Find: {string.Join(' ', asked)} ->", " " + string.Join(' ', asked.Select(k => $"{k}={values[k]}")));
     }
 }

@@ -4,17 +4,35 @@ using Dllm.Models;
 
 namespace Dllm.Evaluation;
 
-/// <summary>Accuracy and decoding speed on a task set.</summary>
-public sealed record TaskReport(int Items, int Correct, double TokensPerForward, double TokensPerSecond, IReadOnlyList<(TaskItem Item, string Output, bool Correct)> Details)
+/// <summary>
+/// Accuracy and decoding speed on a task set. Tokens per forward counts every decoded token, the stop token
+/// included (the model produced it; an AR model is exactly 1), over decoding forwards (the prompt's prefill is
+/// not one). Tokens per second counts the same tokens over the wall time of the whole set.
+/// </summary>
+public sealed record TaskReport(int Items, int Correct, long Tokens, long Forwards, double Seconds, IReadOnlyList<(TaskItem Item, string Output, bool Correct)> Details)
 {
     public double Accuracy => Items == 0 ? 0 : (double)Correct / Items;
+    public double TokensPerForward => Forwards == 0 ? 0 : (double)Tokens / Forwards;
+    public double TokensPerSecond => Seconds <= 0 ? 0 : Tokens / Seconds;
+
+    /// <summary>Accuracy per task kind, in the order kinds first appear.</summary>
+    public IReadOnlyList<(string Kind, int Items, double Accuracy)> ByKind =>
+        Details.GroupBy(d => d.Item.Kind).Select(g => (g.Key, g.Count(), (double)g.Count(d => d.Correct) / g.Count())).ToList();
 }
 
-/// <summary>Decodes every prompt (in batches) and scores the answers; TPF and tokens/s are over all items.</summary>
+/// <summary>A dLLM and its AR parent on the same tasks, timed in interleaved passes; speeds are medians over passes.</summary>
+public sealed record TaskComparison(TaskReport Diffusion, TaskReport Ar, double DiffusionTokensPerSecond, double ArTokensPerSecond, int Passes)
+{
+    public double SpeedRatio => ArTokensPerSecond <= 0 ? 0 : DiffusionTokensPerSecond / ArTokensPerSecond;
+    public double AccuracyGap => Diffusion.Accuracy - Ar.Accuracy;
+}
+
 public static class TaskEvaluator
 {
+    /// <summary>Decodes every prompt (in batches) and scores the answers.</summary>
     public static TaskReport Evaluate(LoadedModel model, IReadOnlyList<TaskItem> items, GenerationRequest template, int batchSize = 8, IProgress<int>? progress = null, CancellationToken cancel = default)
     {
+        if (batchSize <= 0) throw new DllmException($"batch size must be positive, got {batchSize}");
         var details = new List<(TaskItem, string, bool)>();
         long tokens = 0, forwards = 0;
         var clock = Stopwatch.StartNew();
@@ -25,12 +43,37 @@ public static class TaskEvaluator
             for (var j = 0; j < batch.Count; j++)
             {
                 details.Add((batch[j], results[j].Text, AnswerExtraction.IsCorrect(results[j].Text, batch[j].Answer)));
-                tokens += results[j].TokenIds.Length + results[j].StopTokens;   // the stop token was decoded too
+                tokens += results[j].DecodedTokens;
                 forwards += results[j].Forwards;
             }
             progress?.Report(details.Count);
         }
-        var seconds = clock.Elapsed.TotalSeconds;
-        return new TaskReport(details.Count, details.Count(d => d.Item3), forwards == 0 ? 0 : (double)tokens / forwards, seconds <= 0 ? 0 : tokens / seconds, details);
+        return new TaskReport(details.Count, details.Count(d => d.Item3), tokens, forwards, clock.Elapsed.TotalSeconds, details);
+    }
+
+    /// <summary>
+    /// The dLLM (block decoding) and the AR model (KV-cached AR decoding) on the same items, one pass of each
+    /// in turn, <paramref name="passes"/> times, so drifts in machine speed hit both alike. Greedy decoding gives
+    /// the same answers every pass; the reports are the first pass's, the speeds the medians.
+    /// </summary>
+    public static TaskComparison Compare(LoadedModel diffusion, LoadedModel ar, IReadOnlyList<TaskItem> items, GenerationRequest template,
+        int batchSize, int passes, IProgress<int>? progress = null, CancellationToken cancel = default)
+    {
+        if (passes <= 0) throw new DllmException($"passes must be positive, got {passes}");
+        var dllm = new List<TaskReport>();
+        var arReports = new List<TaskReport>();
+        for (var p = 0; p < passes; p++)
+        {
+            dllm.Add(Evaluate(diffusion, items, template with { Mode = DecodeMode.Diffusion }, batchSize, cancel: cancel));
+            arReports.Add(Evaluate(ar, items, template with { Mode = DecodeMode.Ar, Block = null }, batchSize, cancel: cancel));
+            progress?.Report(p + 1);
+        }
+        return new TaskComparison(dllm[0], arReports[0], Median(dllm.Select(r => r.TokensPerSecond)), Median(arReports.Select(r => r.TokensPerSecond)), passes);
+    }
+
+    private static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
     }
 }

@@ -34,12 +34,14 @@ public sealed record GenerationResult(
     DecodeMode Mode,
     int StopTokens = 0)
 {
-    /// <summary>
-    /// Decoded tokens per decoding forward (prefill not counted). The stop token counts as decoded
-    /// (the model produced it), so AR gives exactly 1.
-    /// </summary>
-    public double TokensPerForward => Forwards == 0 ? 0 : (double)(TokenIds.Length + StopTokens) / Forwards;
-    public double TokensPerSecond => Seconds <= 0 ? 0 : TokenIds.Length / Seconds;
+    /// <summary>Tokens the model decoded: the output and the stop token that ended it (the model produced it too).</summary>
+    public int DecodedTokens => TokenIds.Length + StopTokens;
+
+    /// <summary>Decoded tokens per decoding forward (the prompt prefill is not one), so AR gives exactly 1.</summary>
+    public double TokensPerForward => Forwards == 0 ? 0 : (double)DecodedTokens / Forwards;
+
+    /// <summary>Decoded tokens per second of wall time, prefill included.</summary>
+    public double TokensPerSecond => Seconds <= 0 ? 0 : DecodedTokens / Seconds;
 }
 
 /// <summary>Streamed output: new text for a sequence after a decoding step, and its result when done.</summary>

@@ -12,7 +12,7 @@ public sealed class SyntheticCorpusTests(DemoFixture data)
 
     [Fact]
     public void KindsAreTheFourDocumentedOnes() =>
-        Assert.Equal(["arithmetic", "copy", "reverse", "recall"], SyntheticCorpus.Kinds);
+        Assert.Equal(["copy", "reverse", "lookup", "sort"], SyntheticCorpus.Kinds);
 
     [Fact]
     public void TheSameSeedGivesTheSameStoriesAndTasks()
@@ -37,7 +37,7 @@ public sealed class SyntheticCorpusTests(DemoFixture data)
         IEnumerable<string> stories = SyntheticCorpus.Stories(30, 5);
         Assert.Equal(stories.ToList(), stories.ToList());
         Assert.Equal(stories, SyntheticCorpus.Stories(60, 5).Take(30));
-        IEnumerable<DemoTask> tasks = SyntheticCorpus.Tasks("recall", 30, 5);
+        IEnumerable<DemoTask> tasks = SyntheticCorpus.Tasks("lookup", 30, 5);
         Assert.Equal(tasks.ToList(), tasks.ToList());
     }
 
@@ -69,26 +69,22 @@ public sealed class SyntheticCorpusTests(DemoFixture data)
         Assert.True(tasks.Select(t => t.Prompt).Distinct().Count() > 1900, "tasks repeat too often");
     }
 
-    [Fact]
-    public void ArithmeticCoversBothOperatorsAndOneToThreeDigits()
+    [Theory]
+    [InlineData("copy", 8, 24)]
+    [InlineData("reverse", 8, 24)]
+    [InlineData("sort", 6, 14)]
+    [InlineData("lookup", 12, 30)]
+    public void AnswersAreLongAndSpanTheDocumentedLengths(string kind, int shortest, int longest)
     {
-        var operands = new HashSet<int>();
-        var operators = new HashSet<string>();
-        foreach (DemoTask task in SyntheticCorpus.Tasks("arithmetic", 2000, 3))
-        {
-            Match m = Regex.Match(task.Prompt, @"^Compute: (\d+) ([+-]) (\d+) =$");
-            operators.Add(m.Groups[2].Value);
-            operands.Add(m.Groups[1].Value.Length);
-            operands.Add(m.Groups[3].Value.Length);
-        }
-        Assert.Equal(["+", "-"], operators.Order(StringComparer.Ordinal));
-        Assert.Equal([1, 2, 3], operands.Order());
+        // Items are one token each (lookup: key, '=', digit), so these are answer lengths in tokens too.
+        var lengths = SyntheticCorpus.Tasks(kind, 2000, 3).Select(t => kind == "lookup" ? 3 * t.Answer.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length : t.Answer.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length).ToHashSet();
+        Assert.Equal(shortest, lengths.Min());
+        Assert.Equal(longest, lengths.Max());
     }
 
     [Fact]
     public void HeldOutTasksNeverOccurInTheTrainingText()
     {
-        // Many tasks and few stories: without the exclusion, small sums like "Compute: 3 + 5 =" would be drawn for both.
         using var dir = new TempDirectory();
         var options = new DemoCorpusOptions(Stories: 50, TasksPerKind: 3000, TestTasksPerKind: 200, Seed: 7);
         SyntheticCorpus.Write(dir.Path, options);
@@ -104,15 +100,14 @@ public sealed class SyntheticCorpusTests(DemoFixture data)
             Assert.DoesNotContain(task.Prompt, text, StringComparison.Ordinal);
         }
         Assert.Empty(train.Select(t => t.Prompt).Intersect(test.Select(t => t.Prompt)));
-        Assert.Contains(test, t => Regex.IsMatch(t.Prompt, @"^Compute: \d [+-] \d =$")); // the collision-prone kind is there
     }
 
     [Fact]
     public void TheLeakCheckInWriteCatchesAPromptInsideAnyDocument()
     {
-        DemoTask task = new("arithmetic", "Compute: 4 + 3 =", " 7");
-        HeldOutCheck.Verify(["Compute: 14 + 3 = 17", "Compute: 4 + 35 = 39", "a story"], [task]);
-        Assert.Throws<InvalidOperationException>(() => HeldOutCheck.Verify(["a story", "x Compute: 4 + 3 = 7"], [task]));
+        DemoTask task = new("copy", "Copy: red cat ->", " red cat");
+        HeldOutCheck.Verify(["Copy: red cats -> red cats", "Copy: red cat sun -> red cat sun", "a story"], [task]);
+        Assert.Throws<InvalidOperationException>(() => HeldOutCheck.Verify(["a story", "x Copy: red cat -> red cat"], [task]));
     }
 
     [Fact]
@@ -224,28 +219,27 @@ public sealed class SyntheticCorpusTests(DemoFixture data)
     private static string Solve(string prompt)
     {
         Match m;
-        if ((m = Regex.Match(prompt, @"^Compute: (\d{1,3}) ([+-]) (\d{1,3}) =$")).Success)
-        {
-            int a = int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), b = int.Parse(m.Groups[3].Value, CultureInfo.InvariantCulture);
-            int result = m.Groups[2].Value == "+" ? a + b : a - b;
-            Assert.True(result >= 0, prompt);
-            return " " + result.ToString(CultureInfo.InvariantCulture);
-        }
-        if ((m = Regex.Match(prompt, @"^(Copy|Reverse): ([a-z]+(?: [a-z]+){1,4}) ->$")).Success)
+        if ((m = Regex.Match(prompt, @"^(Copy|Reverse): ([a-z]+(?: [a-z]+){7,23}) ->$")).Success)
         {
             string[] words = m.Groups[2].Value.Split(' ');
             Assert.Equal(words.Length, words.Distinct().Count());
             return " " + string.Join(' ', m.Groups[1].Value == "Copy" ? words : words.Reverse());
         }
-        if ((m = Regex.Match(prompt, @"^Keys: ([a-z]=\d(?: [a-z]=\d){1,5})\. What is ([a-z])\? ->$")).Success)
+        if ((m = Regex.Match(prompt, @"^Sort: ([a-z](?: [a-z]){5,13}) ->$")).Success)
         {
-            var values = m.Groups[1].Value.Split(' ').ToDictionary(p => p[0], p => p[2]); // throws on a repeated key
-            return " " + values[m.Groups[2].Value[0]];
+            string[] letters = m.Groups[1].Value.Split(' ');
+            Assert.Equal(letters.Length, letters.Distinct().Count());
+            return " " + string.Join(' ', letters.Order(StringComparer.Ordinal));
+        }
+        if ((m = Regex.Match(prompt, @"^Table: ([a-z]+=\d(?: [a-z]+=\d){3,7})\. Find: ([a-z]+(?: [a-z]+){3,9}) ->$")).Success)
+        {
+            var values = m.Groups[1].Value.Split(' ').ToDictionary(p => p[..p.IndexOf('=')], p => p[(p.IndexOf('=') + 1)..]); // throws on a repeated key
+            return " " + string.Join(' ', m.Groups[2].Value.Split(' ').Select(k => $"{k}={values[k]}"));
         }
         throw new Xunit.Sdk.XunitException($"prompt in no known format: '{prompt}'");
     }
 
-    private static bool IsStory(string document) => !Regex.IsMatch(document, "^(Compute|Copy|Reverse|Keys): ");
+    private static bool IsStory(string document) => !Regex.IsMatch(document, "^(Copy|Reverse|Sort|Table): ");
 
     private static List<DemoTask> ReadTasks(string path) =>
         File.ReadAllLines(path).Select(line =>
