@@ -17,6 +17,8 @@ internal static class ConvertCommand
         var noise = new Option<double>("--embedding-noise") { Description = "Masked-embedding noise std relative to the embedding RMS at step 0, annealed to 0 (0 = off)", DefaultValueFactory = _ => 0.1 };
         var noiseSteps = new Option<double>("--embedding-noise-fraction") { Description = "Fraction of the steps over which the embedding noise anneals to 0", DefaultValueFactory = _ => 0.1 };
         var noDocMask = new Option<bool>("--no-document-mask") { Description = "Let packed documents attend to each other (ablation; the default masks across documents)" };
+        var complementary = new Option<bool>("--complementary") { Description = "Train every sequence with its mask and with the complement (each token scored once per step; twice the compute per step)" };
+        var flat = new Option<bool>("--flat-weight") { Description = "Weight masked tokens 1 instead of 1/t (a study option: the loss is then no longer an ELBO; evaluation still reports the bound)" };
         var labels = SharedOptions.Labels(new ConversionOptions { Model = "", Data = [], Output = "" }.Labels);
         var train = new TrainingOptionsBinder(ConversionOptions.DefaultSteps, ConversionOptions.DefaultBatchSize);
         var command = new Command("convert",
@@ -24,7 +26,7 @@ internal static class ConvertCommand
             "block-diffusion loss while the block size follows the warmup-stable-decay schedule (1 -> ... -> L -> 32). " +
             "Progress, validation NELBO and atomic checkpoints go to the run folder; --resume continues exactly.")
         {
-            model, data, output, schedule, kind, seqLen, block, noise, noiseSteps, noDocMask, labels,
+            model, data, output, schedule, kind, seqLen, block, noise, noiseSteps, noDocMask, labels, complementary, flat,
         };
         foreach (var o in train.All) command.Options.Add(o);
         command.SetAction((p, cancel) =>
@@ -44,6 +46,7 @@ internal static class ConvertCommand
                 DocumentMask = !p.GetValue(noDocMask),
                 Labels = Dllm.Config.LabelPositions.Parse(p.GetValue(labels)!),
                 EmbeddingNoiseFraction = p.GetValue(noiseSteps),
+                Loss = new ConversionLoss(p.GetValue(complementary), p.GetValue(flat)),
                 Resume = p.GetValue(train.Resume),
             };
             var view = new TrainingProgressView(Output.Out(p), Output.IsInteractive(p));

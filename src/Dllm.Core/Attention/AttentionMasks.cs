@@ -38,6 +38,22 @@ public static class AttentionMasks
     }
 
     /// <summary>
+    /// Block decoding on a KV cache: the queries are <paramref name="newBlocks"/> consecutive blocks of
+    /// <paramref name="blockSize"/> tokens after the cached keys. Every new token sees the valid cached keys
+    /// (<paramref name="cachedValid"/> [R, C], false at left padding), the new blocks before its own, and its own
+    /// block bidirectionally. Returns [R, 1, T, C + T] with T = newBlocks * blockSize.
+    /// </summary>
+    public static Tensor CachedBlocks(Tensor cachedValid, int newBlocks, long blockSize)
+    {
+        using var scope = NewDisposeScope();
+        var device = cachedValid.device;
+        long rows = cachedValid.shape[0], cached = cachedValid.shape[1], t = newBlocks * blockSize;
+        var local = arange(t, device: device);
+        var mask = cat([ones(t, cached, dtype: ScalarType.Bool, device: device), BlockCausal(local, local, blockSize)], 1);
+        return WithPadding(mask, cat([cachedValid, ones(rows, t, dtype: ScalarType.Bool, device: device)], 1)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
     /// The block-diffusion training mask over the concatenation [x_t ; x] of length 2L (METHOD.md §2.3):
     /// a noisy token of block b sees the noisy tokens of block b and the clean tokens of blocks &lt; b;
     /// a clean token of block b sees the clean tokens of blocks &lt;= b. The last block may be short.

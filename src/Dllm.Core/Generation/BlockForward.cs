@@ -152,10 +152,7 @@ internal sealed class CachedBlockForward : BlockForward
             var r = window.shape[0];
             var tokens = cat([_pending, window], 1);                                                   // [R, 2B]
             var positions = cat([WindowPositions() - B, WindowPositions()], 1);
-            var local = arange(2 * B, device: Device);
-            var mask = AttentionMasks.WithPadding(
-                cat([ones(2 * B, _cache.Length, dtype: ScalarType.Bool, device: Device), AttentionMasks.BlockCausal(local, local, B)], 1),
-                cat([_keyValid, ones(r, 2 * B, dtype: ScalarType.Bool, device: Device)], 1));
+            var mask = AttentionMasks.CachedBlocks(_keyValid, 2, B);
             var all = DecodeProfile.Forward(Profile, () => Model.Hidden(Model.Embed(tokens), positions, mask, _cache, commit: B));
             Replace(ref _keyValid, cat([_keyValid, ones(r, B, dtype: ScalarType.Bool, device: Device)], 1));
             _pending.Dispose();
@@ -181,9 +178,7 @@ internal sealed class CachedBlockForward : BlockForward
     private (Tensor, Tensor) StepInputs()
     {
         using var scope = NewDisposeScope();
-        var r = _keyValid.shape[0];
-        var mask = AttentionMasks.WithPadding(ones(B, _cache.Length + B, dtype: ScalarType.Bool, device: Device),
-            cat([_keyValid, ones(r, B, dtype: ScalarType.Bool, device: Device)], 1));
+        var mask = AttentionMasks.CachedBlocks(_keyValid, 1, B);
         return (WindowPositions().DetachFromDisposeScope(), mask.DetachFromDisposeScope());
     }
 

@@ -7,11 +7,22 @@ using static TorchSharp.torch;
 namespace Dllm.Training;
 
 /// <summary>
+/// Variants of the conversion loss studied in docs/conversion.md. <paramref name="Complementary"/>: every row is
+/// trained twice, with its mask and with the complement (METHOD.md §4, here during conversion), so every
+/// token is scored once per step. <paramref name="FlatWeight"/>: weight every masked token 1 instead of 1/t
+/// (no longer an ELBO; evaluation always uses the 1/t bound).
+/// </summary>
+public sealed record ConversionLoss(bool Complementary = false, bool FlatWeight = false);
+
+/// <summary>
 /// Conversion's objective: the block-diffusion loss at the block size the schedule sets for the
 /// step, with per-block mask rates and masked-embedding noise (METHOD.md §2-3), at the chosen label position.
 /// </summary>
-public sealed class BlockDiffusionObjective(BlockSchedule schedule, int maskTokenId, NoiseOptions noise, LabelPosition labels = LabelPosition.Same) : ITrainingObjective
+public sealed class BlockDiffusionObjective(BlockSchedule schedule, int maskTokenId, NoiseOptions noise, LabelPosition labels = LabelPosition.Same,
+    ConversionLoss? variant = null) : ITrainingObjective
 {
+    private readonly ConversionLoss _variant = variant ?? new ConversionLoss();
+
     public string Name => "block-diffusion";
 
     public int BlockSizeAt(long step) => schedule.BlockSizeAt(step);
@@ -20,7 +31,15 @@ public sealed class BlockDiffusionObjective(BlockSchedule schedule, int maskToke
     {
         using var scope = NewDisposeScope();
         var blockSize = schedule.BlockSizeAt(context.Step);
-        using var draw = NoiseSampler.Draw(batch.Tokens, blockSize, maskTokenId, context.Generator, noise, BlockDiffusionLoss.Scorable(batch, labels));
+        var scorable = BlockDiffusionLoss.Scorable(batch, labels);
+        var draw = NoiseSampler.Draw(batch.Tokens, blockSize, maskTokenId, context.Generator, noise, scorable);
+        if (_variant.Complementary)
+        {
+            draw = ComplementaryMasking.WithComplement(draw, batch.Tokens, scorable ?? ones_like(batch.Tokens, dtype: ScalarType.Bool));
+            batch = new TokenBatch(cat([batch.Tokens, batch.Tokens], 0), batch.DocumentIds is { } d ? cat([d, d], 0) : null,
+                batch.Scored is { } s ? cat([s, s], 0) : null);
+        }
+        if (_variant.FlatWeight) draw = draw with { Rate = ones_like(draw.Rate) };
         using var result = BlockDiffusionLoss.Compute(model, batch, blockSize, draw, labels, context.EmbeddingNoise, context.Generator);
         var tokens = result.TokenCount.item<long>();
         return new ObjectiveResult(result.Loss.alias().MoveToOuterDisposeScope(), tokens);

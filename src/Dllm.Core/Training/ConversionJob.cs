@@ -32,6 +32,8 @@ public sealed record ConversionOptions
     public bool DocumentMask { get; init; } = true;
     /// <summary>Which output predicts a masked token; recorded in config.json and honoured by every later verb.</summary>
     public LabelPosition Labels { get; init; } = LabelPosition.Same;
+    /// <summary>Loss variants (complementary masks, flat weighting) for the conversion study; the default is METHOD.md's loss.</summary>
+    public ConversionLoss Loss { get; init; } = new();
     /// <summary>Share of the schedule's steps over which the masked-embedding noise anneals to 0 (sets Trainer.EmbeddingNoiseSteps).</summary>
     public double EmbeddingNoiseFraction { get; init; } = 0.1;
     public double ValidationFraction { get; init; } = 0.02;
@@ -82,7 +84,7 @@ public static class ConversionJob
         if (validator is null) observer.Message("validation split too small for one sequence: no validation metric, checkpoints cannot be ranked");
 
         WritePlan(run, o, schedule, trainerOptions);
-        var objective = new BlockDiffusionObjective(schedule, maskId, new NoiseOptions(), o.Labels);
+        var objective = new BlockDiffusionObjective(schedule, maskId, new NoiseOptions(), o.Labels, o.Loss);
         var trainer = new Trainer(loaded.Model, loaded.Tokenizer, objective, source, validator, trainerOptions, run, observer);
         var outcome = trainer.Run(resumeFrom, cancel);
         if (outcome != TrainingOutcome.Completed)
@@ -116,6 +118,8 @@ public static class ConversionJob
             ["block_size"] = o.BlockSize,
             ["document_mask"] = o.DocumentMask,
             ["labels"] = o.Labels.Name(),
+            ["complementary"] = o.Loss.Complementary,
+            ["flat_weight"] = o.Loss.FlatWeight,
             ["schedule"] = schedule.ToJson(),
         }, t);
 }

@@ -33,6 +33,29 @@ public class AttentionMasksTests
     }
 
     [Theory]
+    [InlineData(1, 3)]
+    [InlineData(2, 3)]
+    [InlineData(2, 1)]
+    public void CachedBlocksSeeValidCacheKeysEarlierNewBlocksAndTheirOwnBlock(int newBlocks, int block)
+    {
+        // Row 0 has two padded cache slots in front, row 1 none.
+        using var valid = tensor(new[] { false, false, true, true, true, true, true, true, true, true }, new long[] { 2, 5 });
+        using var m = AttentionMasks.CachedBlocks(valid, newBlocks, block);
+        var t = newBlocks * block;
+        Assert.Equal(new long[] { 2, 1, t, 5 + t }, m.shape);
+        for (var r = 0; r < 2; r++)
+        {
+            var a = ToArray(m[r]);
+            for (var i = 0; i < t; i++)
+                for (var j = 0; j < 5 + t; j++)
+                {
+                    var expected = j < 5 ? valid[r, j].item<bool>() : (j - 5) / block <= i / block;
+                    Assert.Equal(expected, a[i, j]);
+                }
+        }
+    }
+
+    [Theory]
     [InlineData(8, 1)]
     [InlineData(8, 2)]
     [InlineData(8, 3)]   // last block is short
