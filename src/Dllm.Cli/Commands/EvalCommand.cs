@@ -20,6 +20,8 @@ internal static class EvalCommand
         var passes = new Option<int>("--passes") { Description = "Tasks with --compare-ar: interleaved passes over the tasks; tokens/s are the medians", DefaultValueFactory = _ => 3 };
         var threshold = SharedOptions.Threshold();
         var maxSteps = SharedOptions.MaxStepsPerBlock();
+        var stopFill = SharedOptions.StopFill();
+        var credit = SharedOptions.Credit();
         var maxNew = new Option<int>("--max-new-tokens", "-n") { Description = "Tasks: longest answer", DefaultValueFactory = _ => 64 };
         var temperature = new Option<double>("--temperature", "-t") { Description = "Tasks: sampling temperature (0 = greedy)", DefaultValueFactory = _ => 0.0 };
         var batch = new Option<int>("--batch") { Description = "Tasks: prompts decoded together", DefaultValueFactory = _ => 8 };
@@ -40,7 +42,7 @@ internal static class EvalCommand
             "forward counts decoded tokens, the stop token included, over decoding forwards (the prompt prefill is not one; " +
             "AR is exactly 1); tokens per second counts the same tokens over wall time.")
         {
-            model, data, task, mode, block, samples, seed, maxDocs, maxLen, threshold, maxSteps, maxNew, temperature, batch, template, compareAr, passes, device, dtype, json,
+            model, data, task, mode, block, samples, seed, maxDocs, maxLen, threshold, maxSteps, stopFill, credit, maxNew, temperature, batch, template, compareAr, passes, device, dtype, json,
         };
         command.SetAction(p =>
         {
@@ -61,7 +63,8 @@ internal static class EvalCommand
                     Mode = decodeMode,
                     AddSpecialTokens = p.GetValue(template) is null,
                     Options = new DecodeOptions { MaxNewTokens = p.GetValue(maxNew), Sampling = new SamplingOptions(p.GetValue(temperature), Seed: p.GetValue(seed)) },
-                    Block = new BlockDecodeOptions(p.GetValue(block) ?? loaded.DefaultBlockSize, p.GetValue(threshold), p.GetValue(maxSteps)),
+                    Block = new BlockDecodeOptions(p.GetValue(block) ?? loaded.DefaultBlockSize, p.GetValue(threshold), p.GetValue(maxSteps),
+                        StopFill: p.GetValue(stopFill), Credit: p.GetValue(credit) ? new CreditOptions() : null),
                 };
                 JsonObject taskReport;
                 if (p.GetValue(compareAr) is { } arDir)

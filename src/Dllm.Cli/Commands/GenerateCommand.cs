@@ -21,6 +21,8 @@ internal static class GenerateCommand
         var blockSize = SharedOptions.BlockSize();
         var threshold = SharedOptions.Threshold();
         var maxSteps = SharedOptions.MaxStepsPerBlock();
+        var stopFill = SharedOptions.StopFill();
+        var credit = SharedOptions.Credit();
         var noCache = new Option<bool>("--no-cache") { Description = "Diffusion: recompute the whole window every step (the reference behaviour; slower, same tokens)" };
         var noSpecial = new Option<bool>("--no-bos") { Description = "Do not add the tokenizer's BOS token in front of the prompt" };
         var device = SharedOptions.Device();
@@ -33,7 +35,7 @@ internal static class GenerateCommand
             "forwards (decoding forwards; the prompt prefill is not counted), tokens_per_forward (decoded tokens, the stop " +
             "token included, / forwards: AR is exactly 1) and tokens_per_second (the same tokens over wall time).")
         {
-            model, prompt, maxNew, temperature, topK, topP, seed, stop, mode, blockSize, threshold, maxSteps, noCache, noSpecial, device, dtype, json,
+            model, prompt, maxNew, temperature, topK, topP, seed, stop, mode, blockSize, threshold, maxSteps, stopFill, credit, noCache, noSpecial, device, dtype, json,
         };
         command.SetAction((p, cancel) =>
         {
@@ -46,7 +48,8 @@ internal static class GenerateCommand
                 Mode = p.GetValue(mode),
                 Block = new BlockDecodeOptions(
                     p.GetValue(blockSize) ?? loaded.DefaultBlockSize,
-                    p.GetValue(threshold), p.GetValue(maxSteps), UseCache: !p.GetValue(noCache)),
+                    p.GetValue(threshold), p.GetValue(maxSteps), UseCache: !p.GetValue(noCache),
+                    StopFill: p.GetValue(stopFill), Credit: p.GetValue(credit) ? new CreditOptions() : null),
                 Options = new DecodeOptions
                 {
                     MaxNewTokens = p.GetValue(maxNew),

@@ -35,6 +35,16 @@ internal static class SharedOptions
         DefaultValueFactory = _ => BlockDefaults.MaxStepsPerBlock,
     };
 
+    public static Option<bool> StopFill() => new("--stop-fill")
+    {
+        Description = "Diffusion: once a stop token is decided, fill the rest of its block with it, so forwards go to the slots before it",
+    };
+
+    public static Option<bool> Credit() => new("--credit")
+    {
+        Description = "Diffusion: credit decoding (dInfer): a token the model keeps predicting for a slot earns credit and passes the threshold sooner",
+    };
+
     public static Option<int?> BlockSize() => new("--block-size")
     {
         Description = $"Diffusion: tokens decoded in parallel per block (default: the checkpoint's, else {BlockDefaults.BlockSize})",

@@ -6,11 +6,17 @@ namespace Dllm.Generation;
 /// strictly above the threshold (as the reference implementation compares), so threshold 1.0 unmasks
 /// exactly the scheduled minimum per step. <see cref="UseCache"/> false recomputes the whole window
 /// every step, as the reference generate does (for comparison and benchmarks).
+/// Two rules beyond the official threshold rule, both off by default (docs/benchmarks.md measures them):
+/// <see cref="StopFill"/>: once a stop token is decided in a block, every later slot of the block is filled with it
+/// (those slots never reach the output), so the step's minimum goes to the slots before it, and they see the padding
+/// the model was trained to expect. <see cref="Credit"/>: dInfer's credit decoding (see <see cref="CreditOptions"/>).
 /// </summary>
-public sealed record BlockDecodeOptions(int BlockSize = Config.DiffusionSettings.DefaultBlockSize, double Threshold = 0.95, int MaxStepsPerBlock = 32, bool UseCache = true)
+public sealed record BlockDecodeOptions(int BlockSize = Config.DiffusionSettings.DefaultBlockSize, double Threshold = 0.95, int MaxStepsPerBlock = 32, bool UseCache = true,
+    bool StopFill = false, CreditOptions? Credit = null)
 {
     public void Validate()
     {
+        Credit?.Validate();
         if (BlockSize <= 0) throw new DllmException($"block size must be positive, got {BlockSize}");
         if (!(Threshold >= 0 && Threshold <= 1)) throw new DllmException($"threshold must be in [0, 1], got {Threshold}");
         if (MaxStepsPerBlock <= 0) throw new DllmException($"max steps per block must be positive, got {MaxStepsPerBlock}");
@@ -26,5 +32,21 @@ public sealed record BlockDecodeOptions(int BlockSize = Config.DiffusionSettings
         var steps = Math.Min(MaxStepsPerBlock, BlockSize);
         if (step >= steps) return BlockSize; // past the limit: commit everything left
         return BlockSize / steps + (step < BlockSize % steps ? 1 : 0);
+    }
+}
+
+/// <summary>
+/// Credit decoding (dInfer's CreditThresholdParallelDecoder; Wang et al. 2025, "trace credits"): each slot of a
+/// block keeps an exponentially decayed credit per token, credit = Decay * credit + p^Boost added to the slot's top
+/// token each step it is still masked; the threshold rule then reads logits + Alpha * log(1 + credit), so a token the
+/// model keeps predicting passes the threshold sooner. dInfer's defaults: alpha 0.7, boost gamma 0.2, decay 0.8.
+/// </summary>
+public sealed record CreditOptions(double Alpha = 0.7, double Boost = 0.2, double Decay = 0.8)
+{
+    public void Validate()
+    {
+        if (!(Alpha >= 0 && double.IsFinite(Alpha))) throw new DllmException($"credit alpha must be a finite number >= 0, got {Alpha}");
+        if (!(Boost > 0 && double.IsFinite(Boost))) throw new DllmException($"credit boost must be a finite number > 0, got {Boost}");
+        if (!(Decay >= 0 && Decay <= 1)) throw new DllmException($"credit decay must be in [0, 1], got {Decay}");
     }
 }

@@ -40,18 +40,20 @@ public static class BlockDecoder
         var rows = prompts.Select((_, i) => new Row(i, layout.Tails[i], Math.Min(perSequence[i].MaxNewTokens, layout.MaxNewTokens),
             perSequence[i].Sampling, Sampler.NewGenerator(perSequence[i].Sampling.Seed))).ToList();
         using var forward = BlockForward.Create(model, layout, labels, block.UseCache, profile);
+        using var credit = block.Credit is { } c ? new CreditLedger(c) : null;
         var forwards = 0;
 
         for (var blockIndex = 0; rows.Count > 0; blockIndex++)
         {
             foreach (var r in rows) r.StartBlock(b, maskTokenId, blockIndex == 0);
+            credit?.StartBlock();
             for (var step = 0; rows.Any(r => r.NeedsForward(stops)); step++)
             {
                 cancel.ThrowIfCancellationRequested();
                 // Every row's window goes through the forward (the batch shares it), but only rows whose output is
                 // not yet fixed draw tokens, so a row's random stream does not depend on its batchmates.
                 var drawing = rows.Where(r => r.NeedsForward(stops)).ToArray();
-                var (tokens, confidence) = Predict(forward, rows, drawing, step == 0, maskTokenId);
+                var (tokens, confidence) = Predict(forward, rows, drawing, step, maskTokenId, credit);
                 forwards++;
                 var updates = new List<SequenceUpdate>(drawing.Length);
                 for (var k = 0; k < drawing.Length; k++)
@@ -59,6 +61,7 @@ public static class BlockDecoder
                     var r = drawing[k];
                     var slots = SelectTransfers(r.Undecided, confidence.AsSpan(k * b, b), block, step);
                     foreach (var s in slots) r.Decide(s, tokens[k * b + s]);
+                    if (block.StopFill) r.FillAfterStop(stops);
                     updates.Add(new SequenceUpdate(r.Sequence, slots.Select(s => r.Generated.Count + s - r.FixedSlots).ToArray(),
                         slots.Select(s => tokens[k * b + s]).ToArray(), slots.Select(s => confidence[k * b + s]).ToArray()));
                 }
@@ -81,14 +84,19 @@ public static class BlockDecoder
     }
 
     /// <summary>One forward over every row's window; the drawing rows' picks and confidences, flattened [drawing x B].</summary>
-    private static (int[] Tokens, float[] Confidence) Predict(BlockForward forward, List<Row> rows, Row[] drawing, bool firstStep, int maskTokenId)
+    private static (int[] Tokens, float[] Confidence) Predict(BlockForward forward, List<Row> rows, Row[] drawing, int step, int maskTokenId, CreditLedger? credit)
     {
         using var scope = NewDisposeScope();
-        var logits = forward.Logits(rows.Select(r => r.Window).ToArray(), firstStep);        // [R, B, V]
+        var logits = forward.Logits(rows.Select(r => r.Window).ToArray(), step == 0);        // [R, B, V]
         // The model must never "predict" MASK: that slot would stay undecided forever.
         logits.select(-1, maskTokenId).fill_(float.NegativeInfinity);
-        if (drawing.Length < rows.Count)
-            logits = logits.index_select(0, tensor(drawing.Select(r => (long)rows.IndexOf(r)).ToArray(), device: logits.device));
+        var drawingRows = tensor(drawing.Select(r => (long)rows.IndexOf(r)).ToArray(), device: logits.device);
+        if (drawing.Length < rows.Count) logits = logits.index_select(0, drawingRows);
+        if (credit is not null)
+        {
+            var masked = tensor(drawing.SelectMany(r => r.Undecided).ToArray(), [drawing.Length, drawing[0].Undecided.Length], device: logits.device);
+            logits = credit.Fuse(logits, masked, drawingRows, rows.Count, step);
+        }
         var b = logits.shape[1];
         var (t, c) = Sampler.Pick(logits.reshape(drawing.Length * b, -1),
             drawing.SelectMany(r => Enumerable.Repeat(r.Sampling, (int)b)).ToList(),
@@ -155,6 +163,18 @@ public static class BlockDecoder
             Undecided[slot] = false;
         }
 
+        /// <summary>Stop fill: every undecided slot after the first decided stop token takes that token (it is never output).</summary>
+        public void FillAfterStop(IReadOnlySet<int> stops)
+        {
+            for (var s = FixedSlots; s < Window.Length; s++)
+            {
+                if (Undecided[s] || !stops.Contains(Window[s])) continue;
+                for (var later = s + 1; later < Window.Length; later++)
+                    if (Undecided[later]) Decide(later, Window[s]);
+                return;
+            }
+        }
+
         /// <summary>Appends the block's tokens; the finishing update if the sequence ends here, else null.</summary>
         public SequenceUpdate? EndBlock(IReadOnlySet<int> stops, Func<int, IReadOnlyList<int>, bool>? stopWhen)
         {
@@ -170,4 +190,35 @@ public static class BlockDecoder
 
         private SequenceUpdate Finish(FinishReason reason, int length) => new(Sequence, [], [], [], reason, Math.Min(length, Generated.Count));
     }
+}
+
+/// <summary>
+/// The credit matrix of credit decoding for the current block: [R, B, V] on the device, reset at every block (rows
+/// only leave the batch between blocks). Only slots still masked earn credit, as in dInfer.
+/// </summary>
+internal sealed class CreditLedger(CreditOptions options) : IDisposable
+{
+    private Tensor? _credit;
+
+    public void StartBlock()
+    {
+        _credit?.Dispose();
+        _credit = null;
+    }
+
+    /// <summary>Adds this step's credit for the drawing rows and returns their fused logits [D, B, V].</summary>
+    public Tensor Fuse(Tensor logits, Tensor masked, Tensor drawingRows, int rows, int step)
+    {
+        using var scope = NewDisposeScope();
+        _credit ??= zeros([rows, logits.shape[1], logits.shape[2]], dtype: ScalarType.Float32, device: logits.device).DetachFromDisposeScope();
+        var credit = _credit.index_select(0, drawingRows);
+        if (step > 0) credit.mul_(options.Decay);
+        var (top, index) = logits.to_type(ScalarType.Float32).softmax(-1).max(-1);                       // [D, B]
+        var earned = top.pow(options.Boost) * masked.to_type(ScalarType.Float32);
+        credit.scatter_add_(2, index.unsqueeze(-1), earned.unsqueeze(-1));
+        _credit.index_copy_(0, drawingRows, credit);
+        return (logits + options.Alpha * (credit + 1).log()).MoveToOuterDisposeScope();
+    }
+
+    public void Dispose() => _credit?.Dispose();
 }

@@ -270,3 +270,106 @@ public class BlockDecoderTests
         Assert.Equal(new[] { 3 }, BlockDecoder.SelectTransfers([true, false, false, true], [0.2f, 0f, 0f, 0.5f], new BlockDecodeOptions(4, 0.95, 4), 0));
     }
 }
+
+public class DecodingRuleTests
+{
+    private const int Mask = 271;
+
+    public DecodingRuleTests() => TorchRuntime.EnsureLoaded();
+
+    private static CausalLM Peaky(long seed = 3)
+    {
+        var model = TinyConfigs.Model("llada2", seed);
+        using var noGrad = no_grad();
+        model.OutputWeight.mul_(12);
+        return model;
+    }
+
+    private static List<DecodeStep> Run(CausalLM model, int[][] prompts, BlockDecodeOptions block, int[] stops) =>
+        BlockDecoder.Run(model, prompts, new DecodeOptions { MaxNewTokens = 16, StopTokenIds = stops }, block, Mask).ToList();
+
+    [Fact]
+    public void CreditWithZeroAlphaIsThePlainThresholdRule()
+    {
+        using var model = Peaky();
+        int[][] prompts = [[5, 6, 7], [9, 10, 11, 12, 13, 14, 15, 16, 17], [20]];
+        var plain = Run(model, prompts, new BlockDecodeOptions(8, 0.6, 8), [263]);
+        var credit = Run(model, prompts, new BlockDecodeOptions(8, 0.6, 8, Credit: new CreditOptions(Alpha: 0)), [263]);
+        Assert.Equal(DecodeCollector.Collect(plain, 3).Select(d => d.Tokens), DecodeCollector.Collect(credit, 3).Select(d => d.Tokens));
+        Assert.Equal(plain.Max(s => s.Forward), credit.Max(s => s.Forward));
+    }
+
+    [Fact]
+    public void CreditAccumulatesDecayedTopProbabilitiesOnMaskedSlotsOnly()
+    {
+        using var ledger = new CreditLedger(new CreditOptions(Alpha: 0.7, Boost: 0.2, Decay: 0.8));
+        ledger.StartBlock();
+        // One row, two slots, vocabulary of 3; slot 1 is not masked and earns nothing.
+        var logits = tensor(new float[] { 2, 0, 0, 0, 1, 0 }, [1, 2, 3]);
+        var masked = tensor(new[] { true, false }, [1, 2]);
+        var rows = tensor(new long[] { 0 });
+        var p0 = Math.Exp(2) / (Math.Exp(2) + 2);
+        var first = ledger.Fuse(logits, masked, rows, 1, 0);
+        Assert.Equal(2 + 0.7 * Math.Log(1 + Math.Pow(p0, 0.2)), first[0, 0, 0].item<float>(), 5);
+        Assert.Equal(0, first[0, 0, 1].item<float>(), 6);
+        Assert.Equal(1, first[0, 1, 1].item<float>(), 6);
+        var second = ledger.Fuse(logits, masked, rows, 1, 1);
+        Assert.Equal(2 + 0.7 * Math.Log(1 + 0.8 * Math.Pow(p0, 0.2) + Math.Pow(p0, 0.2)), second[0, 0, 0].item<float>(), 5);
+        ledger.StartBlock();   // a new block starts from no credit
+        Assert.Equal(first[0, 0, 0].item<float>(), ledger.Fuse(logits, masked, rows, 1, 0)[0, 0, 0].item<float>(), 6);
+    }
+
+    [Theory]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    [InlineData(true, true)]
+    public void RulesGiveTheSameTokensCachedAndUncachedAndBatched(bool stopFill, bool credit)
+    {
+        using var model = Peaky(5);
+        int[][] prompts = [[5, 6, 7], [9, 10, 11, 12, 13, 14, 15, 16, 17], [20], [30, 31, 32, 33]];
+        var free = DecodeCollector.Collect(Run(model, prompts, new BlockDecodeOptions(8, 0.5, 8), []), 4);
+        var stop = free[0].Tokens[3];   // a token the model emits, so some rows stop mid-block
+        var rules = new BlockDecodeOptions(8, 0.5, 8, StopFill: stopFill, Credit: credit ? new CreditOptions() : null);
+        var cached = DecodeCollector.Collect(Run(model, prompts, rules, [stop]), 4);
+        var uncached = DecodeCollector.Collect(Run(model, prompts, rules with { UseCache = false }, [stop]), 4);
+        for (var i = 0; i < prompts.Length; i++)
+        {
+            Assert.Equal(cached[i].Tokens, uncached[i].Tokens);
+            Assert.Equal(DecodeCollector.Collect(Run(model, [prompts[i]], rules, [stop]), 1)[0].Tokens, cached[i].Tokens);
+        }
+    }
+
+    [Fact]
+    public void StopFillNeverSpendsAForwardOnASlotAfterADecidedStopToken()
+    {
+        using var model = Peaky(4);
+        int[] prompt = [9, 10, 11, 12, 13, 14, 15, 16];
+        // Threshold 1: one slot per forward, so a forward spent on a slot after the stop token is visible.
+        var plainBlock = new BlockDecodeOptions(8, 1.0, 8);
+        var free = DecodeCollector.Collect(Run(model, [prompt], plainBlock, []), 1)[0].Tokens;
+        // A token of the second block, first emitted there, after which the plain rule still decides a later slot.
+        var candidates = Enumerable.Range(8, 7).Where(j => Array.IndexOf(free, free[j]) == j)
+            .Where(j => SpendsAfterStop(Run(model, [prompt], plainBlock, [free[j]]), free[j])).ToList();
+        Assert.NotEmpty(candidates);
+        foreach (var j in candidates)
+        {
+            var steps = Run(model, [prompt], plainBlock with { StopFill = true }, [free[j]]);
+            Assert.False(SpendsAfterStop(steps, free[j]), $"stop token at {j}: a forward went to a later slot");
+            var result = DecodeCollector.Collect(steps, 1)[0];
+            Assert.Equal(FinishReason.Stop, result.Finish);
+        }
+    }
+
+    /// <summary>Whether some step decided a position after a stop token already decided.</summary>
+    private static bool SpendsAfterStop(List<DecodeStep> steps, int stop)
+    {
+        var firstStop = int.MaxValue;
+        foreach (var u in steps.SelectMany(s => s.Updates))
+        {
+            if (u.Positions.Any(p => p > firstStop)) return true;
+            for (var i = 0; i < u.Positions.Length; i++)
+                if (u.Tokens[i] == stop) firstStop = Math.Min(firstStop, u.Positions[i]);
+        }
+        return false;
+    }
+}
