@@ -131,7 +131,8 @@ internal static class EvalCommand
     {
         ["mode"] = mode,
         ["accuracy"] = r.Accuracy, ["correct"] = r.Correct, ["items"] = r.Items,
-        ["kinds"] = new JsonObject(r.ByKind.Select(k => KeyValuePair.Create(k.Kind == "" ? "all" : k.Kind, (JsonNode?)Math.Round(k.Accuracy, 4)))),
+        ["kinds"] = new JsonObject(r.ByKind.Select(k => KeyValuePair.Create(k.Kind == "" ? "all" : k.Kind,
+            (JsonNode?)new JsonObject { ["items"] = k.Items, ["accuracy"] = Math.Round(k.Accuracy, 4), ["tokens_per_forward"] = Math.Round(k.TokensPerForward, 3) }))),
         ["tokens_per_forward"] = Math.Round(r.TokensPerForward, 4), ["tokens_per_second"] = Math.Round(tokensPerSecond, 2),
         ["tokens"] = r.Tokens, ["forwards"] = r.Forwards,
     };

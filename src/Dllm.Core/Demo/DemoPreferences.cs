@@ -5,8 +5,8 @@ namespace Dllm.Demo;
 
 /// <summary>
 /// Preference pairs for the demo's DPO stage, built from the task set: the correct answer is chosen, a
-/// plausible wrong one rejected (two neighbours swapped in a copy or sort, an unreversed reversal, one
-/// looked-up value wrong).
+/// plausible wrong one rejected (two neighbours swapped in a copy, an unreversed reversal, one looked-up
+/// value wrong).
 /// </summary>
 public static class DemoPreferences
 {
@@ -31,15 +31,14 @@ public static class DemoPreferences
         {
             case "reverse":
                 return " " + string.Join(' ', items.Reverse());   // the items as they came: not reversed
-            case "copy" or "sort" when items.Length > 2:
+            case "copy" when items.Length > 2:
                 var i = random.NextBelow(items.Length - 1);        // two neighbours swapped: one slip in a long answer
                 (items[i], items[i + 1]) = (items[i + 1], items[i]);
                 return " " + string.Join(' ', items);
             case "lookup":
-                var at = random.NextBelow(items.Length);           // one entry with a wrong value
-                var eq = items[at].IndexOf('=');
-                var value = int.Parse(items[at][(eq + 1)..], System.Globalization.CultureInfo.InvariantCulture);
-                items[at] = items[at][..(eq + 1)] + (value + 1 + random.NextBelow(9)) % 10;
+                var at = random.NextBelow(items.Length);           // one entry with a wrong value: "cat3" -> "cat8"
+                var value = items[at][^1] - '0';
+                items[at] = items[at][..^1] + (value + 1 + random.NextBelow(9)) % 10;
                 return " " + string.Join(' ', items);
             default:
                 return t.Answer + t.Answer;

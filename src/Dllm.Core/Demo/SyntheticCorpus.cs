@@ -11,7 +11,7 @@ namespace Dllm.Demo;
 /// (SeededRandom, never System.Random), so every machine builds the same corpus without a download.
 /// </summary>
 /// <remarks>
-/// Task formats: see <see cref="TaskKinds"/> (copy, reverse, lookup, sort; the answer starts with a space and is
+/// Task formats: see <see cref="TaskKinds"/> (copy, reverse, lookup; the answer starts with a space and is
 /// what the model must produce after the prompt).
 /// Text files use the TinyStories layout: each document, then a line holding only "&lt;|endoftext|&gt;".
 /// Stories may contain newlines; documents never contain that line.
@@ -26,7 +26,7 @@ public static class SyntheticCorpus
 
     private static readonly JsonSerializerOptions JsonLine = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
-    /// <summary>The task kinds: "copy", "reverse", "lookup", "sort".</summary>
+    /// <summary>The task kinds: "copy", "reverse", "lookup".</summary>
     public static IReadOnlyList<string> Kinds => TaskKinds.Names;
 
     /// <summary>The first <paramref name="count"/> stories of the seed's story stream (a larger count extends, never changes, a smaller one).</summary>

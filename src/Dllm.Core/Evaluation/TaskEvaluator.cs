@@ -9,16 +9,20 @@ namespace Dllm.Evaluation;
 /// included (the model produced it; an AR model is exactly 1), over decoding forwards (the prompt's prefill is
 /// not one). Tokens per second counts the same tokens over the wall time of the whole set.
 /// </summary>
-public sealed record TaskReport(int Items, int Correct, long Tokens, long Forwards, double Seconds, IReadOnlyList<(TaskItem Item, string Output, bool Correct)> Details)
+public sealed record TaskReport(int Items, int Correct, long Tokens, long Forwards, double Seconds, IReadOnlyList<TaskOutcome> Details)
 {
     public double Accuracy => Items == 0 ? 0 : (double)Correct / Items;
     public double TokensPerForward => Forwards == 0 ? 0 : (double)Tokens / Forwards;
     public double TokensPerSecond => Seconds <= 0 ? 0 : Tokens / Seconds;
 
-    /// <summary>Accuracy per task kind, in the order kinds first appear.</summary>
-    public IReadOnlyList<(string Kind, int Items, double Accuracy)> ByKind =>
-        Details.GroupBy(d => d.Item.Kind).Select(g => (g.Key, g.Count(), (double)g.Count(d => d.Correct) / g.Count())).ToList();
+    /// <summary>Accuracy and tokens per forward per task kind, in the order kinds first appear.</summary>
+    public IReadOnlyList<(string Kind, int Items, double Accuracy, double TokensPerForward)> ByKind =>
+        Details.GroupBy(d => d.Item.Kind).Select(g => (g.Key, g.Count(), (double)g.Count(d => d.Correct) / g.Count(),
+            (double)g.Sum(d => d.Tokens) / Math.Max(1, g.Sum(d => d.Forwards)))).ToList();
 }
+
+/// <summary>One task decoded: the output, whether it is right, and the tokens and forwards it took.</summary>
+public sealed record TaskOutcome(TaskItem Item, string Output, bool Correct, int Tokens, int Forwards);
 
 /// <summary>A dLLM and its AR parent on the same tasks, timed in interleaved passes; speeds are medians over passes.</summary>
 public sealed record TaskComparison(TaskReport Diffusion, TaskReport Ar, double DiffusionTokensPerSecond, double ArTokensPerSecond, int Passes)
@@ -33,7 +37,7 @@ public static class TaskEvaluator
     public static TaskReport Evaluate(LoadedModel model, IReadOnlyList<TaskItem> items, GenerationRequest template, int batchSize = 8, IProgress<int>? progress = null, CancellationToken cancel = default)
     {
         if (batchSize <= 0) throw new DllmException($"batch size must be positive, got {batchSize}");
-        var details = new List<(TaskItem, string, bool)>();
+        var details = new List<TaskOutcome>();
         long tokens = 0, forwards = 0;
         var clock = Stopwatch.StartNew();
         for (var i = 0; i < items.Count; i += batchSize)
@@ -42,13 +46,13 @@ public static class TaskEvaluator
             var results = TextGeneration.Generate(model, batch.Select(t => template with { Prompt = t.Prompt }).ToList(), cancel);
             for (var j = 0; j < batch.Count; j++)
             {
-                details.Add((batch[j], results[j].Text, AnswerExtraction.IsCorrect(results[j].Text, batch[j].Answer)));
+                details.Add(new TaskOutcome(batch[j], results[j].Text, AnswerExtraction.IsCorrect(results[j].Text, batch[j].Answer), results[j].DecodedTokens, results[j].Forwards));
                 tokens += results[j].DecodedTokens;
                 forwards += results[j].Forwards;
             }
             progress?.Report(details.Count);
         }
-        return new TaskReport(details.Count, details.Count(d => d.Item3), tokens, forwards, clock.Elapsed.TotalSeconds, details);
+        return new TaskReport(details.Count, details.Count(d => d.Correct), tokens, forwards, clock.Elapsed.TotalSeconds, details);
     }
 
     /// <summary>
