@@ -13,16 +13,17 @@ internal static class DemoCommand
         var seed = new Option<long>("--seed") { Description = "Seed of the corpus, initialisation, data order and masks", DefaultValueFactory = _ => 1234 };
         var command = new Command("demo",
             "The end-to-end demo on embedded synthetic data, no downloads: write a corpus of simple stories and checkable " +
-            "tasks (arithmetic, copying, reversal, key-value recall), train a BPE tokenizer, pre-train a small AR model, " +
+            "tasks with long answers (copy or reverse a list of 8-24 words, look up 4-12 values in a table), train a BPE tokenizer, pre-train a small AR model, " +
             "convert it into a block-diffusion LM with the WSD block schedule, fine-tune it (SFT, SFT+CAP) and align it " +
-            "(DPO), then compare every stage on held-out text and tasks (accuracy and tokens per forward). Leaves " +
+            "(DPO), then compare every stage on held-out text and tasks (accuracy per kind, tokens per forward, tokens/s against " +
+            "the AR parent in interleaved passes). Leaves " +
             "DIR/data, DIR/tokenizer and DIR/{ar,dlm,sft,cap,dpo} (Hugging Face folders every other command reads).")
         {
             quick, output, seed,
         };
         command.SetAction((p, cancel) =>
         {
-            var options = new DemoOptions(p.GetValue(output)!, p.GetValue(quick), p.GetValue(seed));
+            var options = p.GetValue(quick) ? DemoOptions.QuickRun(p.GetValue(output)!, p.GetValue(seed)) : DemoOptions.Full(p.GetValue(output)!, p.GetValue(seed));
             var view = new TrainingProgressView(Output.Out(p), Output.IsInteractive(p));
             var report = view.Run("demo", () => DemoJob.Run(options, view, cancel));
             Print(Output.Out(p), report);
@@ -33,32 +34,37 @@ internal static class DemoCommand
 
     private static void Print(TextWriter writer, DemoReport r)
     {
+        var o = r.Options;
         var console = Output.ReportConsole(writer);
         console.WriteLine();
-        console.MarkupLine($"[bold]dllm demo[/]: {r.Corpus.TrainDocuments:N0} training documents, BPE vocabulary {r.VocabSize}, model {r.Parameters / 1e6:F2} M parameters");
-        console.WriteLine($"held-out perplexity: AR {r.ArPerplexity:F2} (exact); converted dLLM <= {r.DlmNelboBound:F2} (ELBO bound, block {r.BlockSize})");
-        var kinds = r.Stages[0].Tasks.Details.Select(d => d.Item.Kind).Distinct().ToList();
-        var table = new Table().Border(TableBorder.Rounded).Title($"held-out tasks (diffusion stages at block {r.BlockSize}, threshold {r.Threshold})")
+        console.MarkupLine($"[bold]dllm demo[/]: {r.Corpus.TrainDocuments:N0} training documents, BPE vocabulary {o.VocabSize}, model {r.Parameters / 1e6:F2} M parameters");
+        console.WriteLine($"held-out perplexity: AR {r.ArPerplexity:F2} (exact); converted dLLM <= {r.DlmNelboBound:F2} (ELBO bound, block {o.BlockSize})");
+        var kinds = r.Stages[0].Tasks.ByKind.Select(k => k.Kind).ToList();
+        var table = new Table().Border(TableBorder.Rounded)
+            .Title($"{r.Stages[0].Tasks.Items} held-out tasks, greedy, one prompt at a time (diffusion: block {o.BlockSize}, threshold {o.Threshold})")
             .AddColumn("stage").AddColumn("accuracy");
-        foreach (var kind in kinds) table.AddColumn(kind);
+        foreach (var kind in kinds) table.AddColumn($"{kind} (acc, TPF)");
         table.AddColumn("tokens / forward").AddColumn("tokens / s");
         foreach (var (stage, tasks) in r.Stages)
         {
             var cells = new List<string> { stage, $"{tasks.Accuracy:P1}" };
+            var byKind = tasks.ByKind.ToDictionary(k => k.Kind);
             foreach (var kind in kinds)
-            {
-                var items = tasks.Details.Where(d => d.Item.Kind == kind).ToList();
-                cells.Add(items.Count == 0 ? "-" : $"{(double)items.Count(d => d.Correct) / items.Count:P0}");
-            }
+                cells.Add(byKind.TryGetValue(kind, out var k) ? $"{k.Accuracy:P0}, {k.TokensPerForward:F1}" : "-");
             cells.Add($"{tasks.TokensPerForward:F2}");
-            cells.Add($"{tasks.TokensPerSecond:F0}");
+            var tps = ReferenceEquals(tasks, r.Speed.Ar) ? r.Speed.ArTokensPerSecond
+                : ReferenceEquals(tasks, r.Speed.Diffusion) ? r.Speed.DiffusionTokensPerSecond : tasks.TokensPerSecond;
+            cells.Add($"{tps:F0}");
             table.AddRow(cells.Select(c => new Text(c)).ToArray());
         }
         console.Write(table);
+        console.WriteLine($"SFT+CAP vs its AR parent, same tasks, {r.Speed.Passes} interleaved pass(es), median tokens/s: {r.Speed.SpeedRatio:F2}x the speed, " +
+                          $"{100 * r.Speed.AccuracyGap:+0.0;-0.0} points of accuracy, {r.Speed.Diffusion.TokensPerForward:F2} tokens per forward");
+        console.WriteLine("tokens / forward counts decoded tokens (the EOS included) per decoding forward; AR is exactly 1");
         console.WriteLine($"AR sample:   Once upon a time{r.ArSample}");
         console.WriteLine($"dLLM sample: Once upon a time{r.DlmSample}");
         console.WriteLine("time: " + string.Join(", ", r.Timings.Select(t => $"{t.Stage} {t.Seconds:F0}s")) + $" (total {r.Timings.Sum(t => t.Seconds):F0}s)");
-        console.WriteLine($"models: {Path.GetFullPath(r.Output)}/{{ar,dlm,sft,cap,dpo}}");
-        console.WriteLine($"next: ./dllm generate --model {Path.Combine(r.Output, "cap")} --prompt \"Compute: 12 + 30 =\" --threshold 0.9");
+        console.WriteLine($"models: {Path.GetFullPath(o.Output)}/{{ar,dlm,sft,cap,dpo}}");
+        console.WriteLine($"next: ./dllm generate --model {Path.Combine(o.Output, "cap")} --prompt \"Reverse: red cat sun tree moon book car fish ->\" --threshold {o.Threshold}");
     }
 }

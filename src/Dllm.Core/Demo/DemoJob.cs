@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Dllm.Config;
 using Dllm.Evaluation;
 using Dllm.FineTuning;
 using Dllm.Generation;
@@ -7,48 +8,92 @@ using Dllm.Training;
 
 namespace Dllm.Demo;
 
-/// <summary>Sizes of the embedded demo: the full run fits in 10 minutes on 2 cores, the quick one in 2.</summary>
-public sealed record DemoOptions(string Output, bool Quick, long Seed = 1234)
+/// <summary>
+/// Sizes of the embedded demo. <see cref="Full"/> fits in 10 minutes on 2 cores and <see cref="QuickRun"/> in 2;
+/// every figure is chosen from measurements (docs/benchmarks.md), and every one can be overridden for studies.
+/// </summary>
+public sealed record DemoOptions
 {
-    public DemoCorpusOptions Corpus => Quick
-        ? new DemoCorpusOptions(Stories: 1500, TasksPerKind: 400, TestTasksPerKind: 25, Seed: Seed)
-        : new DemoCorpusOptions(Stories: 6000, TasksPerKind: 1500, TestTasksPerKind: 50, Seed: Seed);
-    public int VocabSize => Quick ? 512 : 1000;
-    public int SequenceLength => 128;
-    public int Hidden => 128;
-    public int Layers => 4;
-    public long PretrainSteps => Quick ? 220 : 1100;
-    public long ConvertSteps => Quick ? 180 : 1000;
-    public long SftSteps => Quick ? 80 : 300;
-    public long DpoSteps => Quick ? 40 : 150;
-    public int BatchSize => 16;
-    public int BlockSize => Quick ? 8 : 16;
+    public required string Output { get; init; }
+    public bool Quick { get; init; }
+    public long Seed { get; init; } = 1234;
+    public required DemoCorpusOptions Corpus { get; init; }
+    public int VocabSize { get; init; } = 1000;
+    public int SequenceLength { get; init; } = 128;
+    public int Hidden { get; init; } = 128;
+    public int Layers { get; init; } = 4;
+    public int Heads { get; init; } = 4;
+    public int KvHeads { get; init; } = 2;
+    public int BatchSize { get; init; } = 16;
+    public long PretrainSteps { get; init; }
+    public double PretrainLearningRate { get; init; } = 3e-3;
+    public long ConvertSteps { get; init; }
+    public double ConvertLearningRate { get; init; } = 2e-3;
+    public long SftSteps { get; init; }
+    public double SftLearningRate { get; init; } = 1e-3;
+    public double CapWeight { get; init; } = 2.0;
+    public long DpoSteps { get; init; }
+    /// <summary>The block the model is converted to, fine-tuned and decoded at.</summary>
+    public int BlockSize { get; init; } = 32;
+    public LabelPosition Labels { get; init; } = LabelPosition.Shift;
+    /// <summary>The decoding threshold every diffusion stage is reported at.</summary>
+    public double Threshold { get; init; } = 0.9;
+    /// <summary>Interleaved AR / SFT+CAP passes over the held-out tasks for the tokens/s comparison (medians).</summary>
+    public int SpeedPasses { get; init; } = 3;
+
+    public static DemoOptions Full(string output, long seed = 1234) => new()
+    {
+        Output = output,
+        Seed = seed,
+        Corpus = new DemoCorpusOptions(Stories: 600, TasksPerKind: 8000, TestTasksPerKind: 50, Seed: seed),
+        PretrainSteps = 1200,
+        ConvertSteps = 400,
+        SftSteps = 300,
+        DpoSteps = 60,
+    };
+
+    public static DemoOptions QuickRun(string output, long seed = 1234) => new()
+    {
+        Output = output,
+        Quick = true,
+        Seed = seed,
+        Corpus = new DemoCorpusOptions(Stories: 200, TasksPerKind: 2000, TestTasksPerKind: 20, Seed: seed),
+        VocabSize = 512,
+        PretrainSteps = 300,
+        ConvertSteps = 100,
+        SftSteps = 100,
+        DpoSteps = 20,
+        SpeedPasses = 1,
+    };
 }
 
 /// <summary>What the demo measured, for its report.</summary>
 public sealed record DemoReport(
-    string Output, DemoCorpusSummary Corpus, int VocabSize, long Parameters,
-    double ArPerplexity, double DlmNelboBound, int BlockSize, double Threshold,
-    IReadOnlyList<(string Stage, TaskReport Tasks)> Stages, string ArSample, string DlmSample, IReadOnlyList<(string Stage, double Seconds)> Timings);
+    DemoOptions Options, DemoCorpusSummary Corpus, long Parameters, double ArPerplexity, double DlmNelboBound,
+    IReadOnlyList<(string Stage, TaskReport Tasks)> Stages, TaskComparison Speed, string ArSample, string DlmSample,
+    IReadOnlyList<(string Stage, double Seconds)> Timings);
 
 /// <summary>
 /// The embedded default, end to end and offline: synthetic corpus -> BPE tokenizer -> AR pre-training ->
 /// conversion with the WSD block schedule -> SFT and SFT+CAP on the training tasks (same budget, same
-/// start) -> DPO on correct-vs-wrong answer pairs -> held-out perplexity, NELBO bound, and task accuracy
-/// with tokens per forward at threshold 0.9 for every stage. Leaves DIR/data, DIR/tokenizer, DIR/ar,
-/// DIR/dlm, DIR/sft, DIR/cap, DIR/dpo.
+/// start) -> DPO from SFT+CAP on correct-vs-wrong answer pairs -> held-out perplexity, NELBO bound, and task
+/// accuracy with tokens per forward for every stage, one prompt at a time (batch 1), and the AR parent against
+/// SFT+CAP in interleaved passes for tokens/s. Leaves DIR/data, DIR/tokenizer, DIR/{ar,dlm,sft,cap,dpo}.
 /// </summary>
 public static class DemoJob
 {
+    private const int Stages = 7;
+
     public static DemoReport Run(DemoOptions o, ITrainingObserver? observer = null, CancellationToken cancel = default)
     {
         observer ??= NullObserver.Instance;
         var timings = new List<(string, double)>();
         var clock = Stopwatch.StartNew();
         void Lap(string stage) { timings.Add((stage, clock.Elapsed.TotalSeconds)); clock.Restart(); }
+        void Stage(int n, string what) => observer.Message($"{n}/{Stages} {what}");
 
         var data = Path.Combine(o.Output, "data");
-        observer.Message($"1/5 writing the synthetic corpus to {data}");
+        Stage(1, $"writing the synthetic corpus and training a BPE tokenizer ({data})");
         var corpus = SyntheticCorpus.Write(data, o.Corpus);
         var train = Path.Combine(data, SyntheticCorpus.TrainFile);
         var valid = Path.Combine(data, SyntheticCorpus.ValidFile);
@@ -56,70 +101,65 @@ public static class DemoJob
         BpeTrainer.Train(SyntheticCorpus.ParseDocuments(File.ReadAllText(train)), o.VocabSize, tokenizerDir);
         Lap("corpus + tokenizer");
 
-        var ar = Path.Combine(o.Output, "ar");
-        var dlm = Path.Combine(o.Output, "dlm");
-        var sft = Path.Combine(o.Output, "sft");
-        var cap = Path.Combine(o.Output, "cap");
-        var dpo = Path.Combine(o.Output, "dpo");
+        string ar = Path.Combine(o.Output, "ar"), dlm = Path.Combine(o.Output, "dlm"), sft = Path.Combine(o.Output, "sft"),
+            cap = Path.Combine(o.Output, "cap"), dpo = Path.Combine(o.Output, "dpo");
         foreach (var model in new[] { ar, dlm, sft, cap, dpo })
             if (Directory.Exists(model + "-run")) Directory.Delete(model + "-run", recursive: true);   // the demo always starts fresh
 
-        observer.Message($"2/7 pre-training a small AR model ({o.Layers} layers, hidden {o.Hidden}) on {corpus.TrainDocuments:N0} documents");
+        Stage(2, $"pre-training a small AR model ({o.Layers} layers, hidden {o.Hidden}) on {corpus.TrainDocuments:N0} documents");
         var trainer = new TrainerOptions
         {
             BatchSize = o.BatchSize,
-            PeakLearningRate = 3e-3,
             Seed = o.Seed,
-            EvalEvery = 100,
+            EvalEvery = 100_000,
             CheckpointEvery = 100_000,
             KeepLast = 1,
             AdamW = new AdamWOptions(WeightDecay: 0.05),
         };
-        var pre = PretrainJob.Run(new PretrainOptions
+        Finish(PretrainJob.Run(new PretrainOptions
         {
             Tokenizer = tokenizerDir,
-            Config = ModelPresets.Llama(o.Hidden, o.Layers, heads: 4, kvHeads: 2, ffn: 0, context: 512),
+            Config = ModelPresets.Llama(o.Hidden, o.Layers, o.Heads, o.KvHeads, ffn: 0, context: 512),
             Data = [train],
             Output = ar,
             SequenceLength = o.SequenceLength,
-            Trainer = trainer with { Steps = o.PretrainSteps },
-        }, observer, cancel);
-        Finish(pre);
+            Trainer = trainer with { Steps = o.PretrainSteps, PeakLearningRate = o.PretrainLearningRate },
+        }, observer, cancel));
         Lap("AR pre-training");
 
-        observer.Message($"3/7 converting it into a block-diffusion LM (WSD block schedule, final block {o.BlockSize})");
-        var converted = ConversionJob.Run(new ConversionOptions
+        Stage(3, $"converting it into a block-diffusion LM (WSD block schedule to block {o.BlockSize}, {o.Labels.Name()} labels)");
+        Finish(ConversionJob.Run(new ConversionOptions
         {
             Model = ar,
             Data = [train],
             Output = dlm,
             SequenceLength = o.SequenceLength,
             BlockSize = o.BlockSize,
-            Trainer = trainer with { Steps = o.ConvertSteps, PeakLearningRate = 2e-3, EmbeddingNoise = 0.1, EmbeddingNoiseSteps = o.ConvertSteps / 10 },
-        }, observer, cancel);
-        Finish(converted);
+            Labels = o.Labels,
+            Trainer = trainer with { Steps = o.ConvertSteps, PeakLearningRate = o.ConvertLearningRate, EmbeddingNoise = 0.1 },
+        }, observer, cancel));
         Lap("conversion");
 
-        observer.Message("4/7 supervised fine-tuning on the training tasks: plain SFT, then SFT+CAP from the same start");
+        Stage(4, "supervised fine-tuning on the training tasks: plain SFT, then SFT+CAP from the same start");
         var trainTasks = Path.Combine(data, SyntheticCorpus.TrainTasksFile);
-        var fineTune = trainer with { Steps = o.SftSteps, PeakLearningRate = 1e-3, EvalEvery = 100_000 };
+        var fineTune = trainer with { Steps = o.SftSteps, PeakLearningRate = o.SftLearningRate };
         var sftSettings = new SftSettings(o.BlockSize);
         Finish(SftJob.Run(new SftOptions { Model = dlm, Data = trainTasks, Output = sft, Settings = sftSettings, Trainer = fineTune }, observer, cancel));
-        Finish(SftJob.Run(new SftOptions { Model = dlm, Data = trainTasks, Output = cap, Settings = sftSettings with { CapWeight = 2.0 }, Trainer = fineTune }, observer, cancel));
+        Finish(SftJob.Run(new SftOptions { Model = dlm, Data = trainTasks, Output = cap, Settings = sftSettings with { CapWeight = o.CapWeight }, Trainer = fineTune }, observer, cancel));
         Lap("SFT + CAP");
 
-        observer.Message("5/7 DPO from the SFT model on correct-vs-wrong answer pairs");
+        Stage(5, "DPO from SFT+CAP on correct-vs-wrong answer pairs");
         var pairsFile = Path.Combine(data, "preferences_train.jsonl");
         DemoPreferences.Write(pairsFile, DemoPreferences.Build(TaskFile.Read(trainTasks), o.Seed));
         Finish(DpoJob.Run(new DpoOptions
         {
-            Model = sft, Data = pairsFile, Output = dpo,
-            Settings = new DpoSettings(Beta: 0.1, ElboSamples: 2, BlockSize: o.BlockSize),
+            Model = cap, Data = pairsFile, Output = dpo,
+            Settings = new DpoSettings(Beta: 0.1, ElboSamples: 2, BlockSize: o.BlockSize, ChosenNllWeight: 1.0),
             Trainer = fineTune with { Steps = o.DpoSteps, BatchSize = 8, PeakLearningRate = 1e-4 },
         }, observer, cancel));
         Lap("DPO");
 
-        observer.Message("6/7 scoring held-out text");
+        Stage(6, "scoring held-out text");
         using var arModel = LoadedModel.Load(ar);
         using var dlmModel = LoadedModel.Load(dlm);
         var docs = Data.CorpusReader.ReadDocuments([valid]).Take(200).Select(d => ScoredDocument.FromText(arModel.Tokenizer, d, o.SequenceLength * 4)).ToList();
@@ -127,27 +167,30 @@ public static class DemoJob
         var bound = NelboEvaluator.Evaluate(dlmModel.Model, docs, o.BlockSize, dlmModel.MaskTokenId!.Value, dlmModel.Labels, samples: 2, seed: o.Seed).Perplexity;
         Lap("perplexity");
 
-        observer.Message($"7/7 solving {o.Corpus.TestTasksPerKind * 4} held-out tasks with every stage");
         var tasks = TaskFile.Read(Path.Combine(data, SyntheticCorpus.TestTasksFile));
-        var request = new GenerationRequest { Prompt = "", Options = new DecodeOptions { MaxNewTokens = 16 } };
-        var block = new BlockDecodeOptions(o.BlockSize, Threshold);
-        var stages = new List<(string, TaskReport)> { ("AR (pre-trained)", TaskEvaluator.Evaluate(arModel, tasks, request with { Mode = DecodeMode.Ar }, cancel: cancel)) };
-        foreach (var (name, path) in new[] { ("dLLM (converted)", dlm), ("SFT", sft), ("SFT+CAP", cap), ("DPO", dpo) })
+        Stage(7, $"solving {tasks.Count} held-out tasks with every stage, one prompt at a time");
+        var request = new GenerationRequest { Prompt = "", Options = new DecodeOptions { MaxNewTokens = 40 } };
+        var block = new BlockDecodeOptions(o.BlockSize, o.Threshold);
+        var diffusion = request with { Mode = DecodeMode.Diffusion, Block = block };
+        var stages = new List<(string, TaskReport)>();
+        foreach (var (name, path) in new[] { ("dLLM (converted)", dlm), ("SFT", sft), ("DPO (from SFT+CAP)", dpo) })
         {
             using var m = LoadedModel.Load(path);
-            stages.Add((name, TaskEvaluator.Evaluate(m, tasks, request with { Mode = DecodeMode.Diffusion, Block = block }, cancel: cancel)));
+            stages.Add((name, TaskEvaluator.Evaluate(m, tasks, diffusion, batchSize: 1, cancel: cancel)));
         }
+        // The headline pair, side by side in interleaved passes so a drift in machine speed hits both alike.
+        using var capModel = LoadedModel.Load(cap);
+        var speed = TaskEvaluator.Compare(capModel, arModel, tasks, diffusion, batchSize: 1, passes: o.SpeedPasses, cancel: cancel);
+        stages.Insert(0, ("AR (pre-trained)", speed.Ar));
+        stages.Insert(3, ("SFT+CAP", speed.Diffusion));
         var story = new GenerationRequest { Prompt = "Once upon a time", Options = new DecodeOptions { MaxNewTokens = 48 } };
         var arSample = TextGeneration.Generate(arModel, story with { Mode = DecodeMode.Ar }).Text;
         var dlmSample = TextGeneration.Generate(dlmModel, story with { Mode = DecodeMode.Diffusion, Block = block }).Text;
         Lap("tasks");
 
         var parameters = arModel.Model.parameters().Sum(p => p.numel());
-        return new DemoReport(o.Output, corpus, o.VocabSize, parameters, arPpl, bound, o.BlockSize, Threshold, stages, arSample, dlmSample, timings);
+        return new DemoReport(o, corpus, parameters, arPpl, bound, stages, speed, arSample, dlmSample, timings);
     }
-
-    /// <summary>The decoding threshold the demo reports at.</summary>
-    public const double Threshold = 0.9;
 
     private static void Finish(JobResult result)
     {

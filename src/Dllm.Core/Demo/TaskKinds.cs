@@ -34,14 +34,16 @@ internal interface ITaskKind
 internal static class TaskKinds
 {
     // Item lists first: static fields initialise in text order, and the kinds below read them.
-    /// <summary>64 common story words: frequent enough in the corpus that each becomes one BPE token.</summary>
+    /// <summary>
+    /// 32 common story words, each one BPE token. Fewer distinct items make copying learnable sooner: a 0.9 M-parameter
+    /// model reaches 99% per-token accuracy on copy and reverse in 1500 steps with these 32, and 37-53% with 64
+    /// (docs/benchmarks.md).
+    /// </summary>
     public static readonly string[] Words =
     [
         "red", "blue", "green", "yellow", "pink", "white", "black", "brown", "big", "small", "happy", "sad", "cat", "dog",
         "bird", "fish", "frog", "duck", "bear", "fox", "ball", "kite", "cake", "tree", "boat", "book", "sun", "moon",
-        "star", "hat", "box", "cup", "apple", "flower", "park", "house", "one", "two", "three", "four", "five", "six",
-        "seven", "eight", "nine", "ten", "run", "jump", "sing", "car", "bed", "door", "milk", "bread", "shoe", "sock",
-        "rain", "snow", "hill", "sea", "rock", "leaf", "egg", "toy",
+        "star", "hat", "box", "cup",
     ];
 
     public static IReadOnlyList<ITaskKind> All { get; } = [ListTask.Copy, ListTask.Reverse, new LookupTask()];
@@ -66,7 +68,7 @@ internal static class TaskKinds
     }
 }
 
-/// <summary>copy and reverse: a list of distinct words in, the same words out in some order.</summary>
+/// <summary>copy and reverse: a list of distinct words in (8 to 24 of the 32), the same words out in some order.</summary>
 internal sealed class ListTask(string name, string verb, string[] items, int min, int max, Func<List<string>, IEnumerable<string>> order) : ITaskKind
 {
     public static ListTask Copy { get; } = new("copy", "Copy", TaskKinds.Words, 8, 24, l => l);
