@@ -1,23 +1,31 @@
 #!/usr/bin/env bash
 # CAP vs plain SFT at equal budget from the same converted model, over several seeds (METHOD.md §4, §6):
-# task accuracy and tokens per forward on the demo's held-out tasks at threshold 0.9.
-# Usage: bench/scripts/cap-evidence.sh [DEMO_DIR] [STEPS] [SEEDS...]   (run ./dllm demo first; defaults: demo, 300, 1 2 3)
+# task accuracy (overall and per kind) and tokens per forward on the demo's held-out tasks, greedy, one prompt
+# at a time, at the demo's block size and threshold.
+# Usage: bench/scripts/cap-evidence.sh [DEMO_DIR] [STEPS] [SEEDS...]   (run ./dllm demo first; defaults: demo, the
+#        demo's SFT steps, 1 2 3 4 5). Learning rate, batch and block are the demo's (read from DEMO_DIR/sft-run).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-demo="${1:-$root/demo}"; steps="${2:-300}"; shift $(( $# > 2 ? 2 : $# )) || true
-seeds=("${@:-1 2 3}"); [ ${#seeds[@]} -eq 1 ] && read -r -a seeds <<< "${seeds[0]}"
-dllm="$root/dllm"
-block=$(python3 -c "import json; print(json.load(open('$demo/dlm/config.json'))['dllm']['block_size'])")
+demo="${1:-$root/demo}"
+plan="$demo/sft-run/train_config.json"
+[ -f "$plan" ] || { echo "no $plan: run ./dllm demo --out $demo first" >&2; exit 1; }
+read -r demo_steps lr batch block <<< "$(python3 -c "import json; p=json.load(open('$plan')); t=p['trainer']; print(t['Steps'], t['PeakLearningRate'], t['BatchSize'], p['block_size'])")"
+steps="${2:-$demo_steps}"; shift $(( $# > 2 ? 2 : $# )) || true
+seeds=("$@"); [ ${#seeds[@]} -gt 0 ] || seeds=(1 2 3 4 5)
+dllm="${DLLM:-$root/dllm}"
 out="$demo/cap-evidence"; mkdir -p "$out"
-echo "| seed | variant | accuracy | tokens / forward | tokens / s |"
+echo "steps $steps, lr $lr, batch $batch, block $block, threshold 0.9"
+echo "| seed | variant | accuracy | per kind (accuracy, TPF) | tokens / forward |"
 echo "|---|---|---|---|---|"
 for seed in "${seeds[@]}"; do
   for variant in sft cap; do
     extra=(); [ "$variant" = cap ] && extra=(--cap-weight 2)
-    rm -rf "$out/$variant-$seed" "$out/$variant-$seed-run"
-    "$dllm" sft --model "$demo/dlm" --data "$demo/data/tasks_train.jsonl" --out "$out/$variant-$seed" --steps "$steps" \
-      --batch-size 16 --block-size "$block" --lr 1e-3 --seed "$seed" --eval-every 100000 --checkpoint-every 100000 "${extra[@]}" > "$out/$variant-$seed.log" 2>&1
-    "$dllm" eval --model "$out/$variant-$seed" --task "$demo/data/tasks_test.jsonl" --threshold 0.9 -n 16 --json \
-      | python3 -c "import json,sys; r=json.load(sys.stdin); print(f'| $seed | $variant | {r[\"accuracy\"]:.3f} | {r[\"tokens_per_forward\"]:.2f} | {r[\"tokens_per_second\"]:.0f} |')"
+    if [ ! -f "$out/$variant-$seed/model.safetensors" ]; then
+      rm -rf "$out/$variant-$seed" "$out/$variant-$seed-run"
+      $dllm sft --model "$demo/dlm" --data "$demo/data/tasks_train.jsonl" --out "$out/$variant-$seed" --steps "$steps" --weight-decay 0.05 \
+        --batch-size "$batch" --block-size "$block" --lr "$lr" --seed "$seed" --eval-every 100000 --checkpoint-every 100000 "${extra[@]}" > "$out/$variant-$seed.log" 2>&1
+    fi
+    $dllm eval --model "$out/$variant-$seed" --task "$demo/data/tasks_test.jsonl" --threshold 0.9 -n 40 --batch 1 --json \
+      | python3 -c "import json,sys; r=json.load(sys.stdin); k=', '.join(f'{n} {v[\"accuracy\"]:.2f}/{v[\"tokens_per_forward\"]:.1f}' for n,v in r['kinds'].items()); print(f'| $seed | $variant | {r[\"accuracy\"]:.3f} | {k} | {r[\"tokens_per_forward\"]:.2f} |')"
   done
 done
