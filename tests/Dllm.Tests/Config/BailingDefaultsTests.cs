@@ -123,4 +123,28 @@ public class BailingDefaultsTests
         var e = Assert.Throws<DllmException>(() => ModelLoader.Load(path));
         Assert.Contains("attention.dense.bias", e.Message);
     }
+
+    /// <summary>
+    /// LLaDA2.1 releases keep LLaDA2MoeModelLM / llada2_moe and the 2.0 field set, with the newer "dtype" key and
+    /// fewer stated fields (no use_bias, use_qkv_bias, use_qk_norm, rotary_dim), a 32K context: the defaults fill them.
+    /// </summary>
+    [Fact]
+    public void ALlada21StyleConfigLoadsWithTheOfficialDefaultsAndSavesItsDtype()
+    {
+        var json = TinyConfigs.Json("llada2");
+        foreach (var f in new[] { "use_bias", "use_qkv_bias", "use_qk_norm", "moe_router_enable_expert_bias", "router_dtype" }) json.Remove(f);
+        json["dtype"] = "bfloat16";
+        json["max_position_embeddings"] = 32768;
+        var config = ModelConfigReader.Read(json.ToJsonString());
+        Assert.Equal(ModelConfigReader.LLaDA2Architecture, config.Architecture);
+        Assert.True(config.IsDiffusion);
+        Assert.True(config.OutputBias);
+        Assert.False(config.QkvBias);
+        Assert.True(config.QkNorm);
+        Assert.True(config.Moe!.UseExpertBias);
+        Assert.Equal(32768, config.MaxPositionEmbeddings);
+        var written = ModelConfigWriter.ToJson(config, "float32");
+        Assert.Equal("float32", written["dtype"]!.GetValue<string>());
+        Assert.Equal("float32", written["torch_dtype"]!.GetValue<string>());
+    }
 }
