@@ -78,12 +78,8 @@ public static class Llada2Exporter
             throw new DllmException($"this is already a {c.Architecture} checkpoint in the Ling/LLaDA2 layout; export writes dense Llama, Qwen2 and Qwen3 dLLMs");
         if (!c.IsDiffusion)
             throw new DllmException($"this {where} is not a diffusion LM (config.json has no \"dllm\" section): convert it with 'dllm convert' first");
-        var labels = (c.Raw["dllm"] as JsonObject)?["labels"];
-        var labelMode = labels is JsonValue v && v.TryGetValue<string>(out var s) ? s : labels is null ? "same" : labels.ToJsonString();
-        if (labelMode == "shift")
+        if (c.Diffusion?.Labels == LabelPosition.Shift)
             throw new DllmException("this dLLM predicts each token at the position before it (\"dllm\": {\"labels\": \"shift\"}); LLaDA2 predicts a MASK at its own position, and no LLaDA2 consumer can decode a shifted model");
-        if (labelMode != "same")
-            throw new DllmException($"config.json \"dllm\".labels is {labelMode}; expected \"same\" or \"shift\"");
         if (c.OutputBias)
             throw new DllmException($"this {where} has a bias on the attention output projection: LLaDA2's use_bias also puts biases on query_key_value and every MLP projection in SGLang, which this model lacks");
         if (c.RopeScaling is { } r && !RopeTypes.Contains(r.Type))

@@ -94,6 +94,25 @@ public class EditingDecoderTests
     }
 
     [Fact]
+    public void AShiftedLabelModelDecodesWithEditingToo()
+    {
+        var config = TinyConfigs.Config("qwen3") with { Diffusion = new Dllm.Config.DiffusionSettings(4, Dllm.Config.LabelPosition.Shift) };
+        using var model = ModelFactory.Create(config, Dllm.Models.Layers.Placement.Cpu32);
+        ModelInit.Randomize(model, 6, std: 0.2);
+        model.eval();
+        using (no_grad()) model.OutputWeight.mul_(8);
+        var plain = Decode(model, Prompts, new BlockDecodeOptions(4, 0.5, 4));
+        var never = Decode(model, Prompts, new BlockDecodeOptions(4, 0.5, 4, Editing: new EditingOptions(1.0, 0)));
+        var edited = Decode(model, Prompts, new BlockDecodeOptions(4, 0.5, 4, Editing: new EditingOptions(0.1, 6)));
+        var editedUncached = Decode(model, Prompts, new BlockDecodeOptions(4, 0.5, 4, UseCache: false, Editing: new EditingOptions(0.1, 6)));
+        for (var i = 0; i < Prompts.Length; i++)
+        {
+            Assert.Equal(plain[i].Tokens, never[i].Tokens);
+            Assert.Equal(edited[i].Tokens, editedUncached[i].Tokens);
+        }
+    }
+
+    [Fact]
     public void ABatchWithEditingEqualsEachPromptAlone()
     {
         using var model = Peaky("qwen3");
