@@ -84,7 +84,7 @@ public class EditingDecoderTests
         foreach (var steps in new[] { b, 2 })
         {
             var plain = Decode(model, Prompts, new BlockDecodeOptions(b, threshold, steps, cached));
-            var editing = Decode(model, Prompts, new BlockDecodeOptions(b, threshold, steps, cached, new EditingOptions(1.0, 0)));
+            var editing = Decode(model, Prompts, new BlockDecodeOptions(b, threshold, steps, cached, Editing: new EditingOptions(1.0, 0)));
             for (var i = 0; i < Prompts.Length; i++)
             {
                 Assert.Equal(plain[i].Tokens, editing[i].Tokens);
@@ -132,7 +132,7 @@ public class EditingDecoderTests
         var block = new BlockDecodeOptions(4, 0.5, 4, Editing: new EditingOptions(0.2, 6));
         var steps = BlockDecoder.Run(loaded.Model, [[5, 6, 7]], new DecodeOptions { MaxNewTokens = 12 }, block, loaded.MaskTokenId!.Value).ToList();
         var finals = steps.SelectMany(s => s.Updates).Where(u => u is { Provisional: false, Positions.Length: > 0 }).ToList();
-        Assert.NotEmpty(steps.SelectMany(s => s.Updates).Where(u => u.Provisional));
+        Assert.Contains(steps.SelectMany(s => s.Updates), u => u.Provisional);
         // Each finished block restates every one of its slots once, as final.
         Assert.Equal(Enumerable.Range(0, finals.Sum(u => u.Positions.Length)), finals.SelectMany(u => u.Positions).Order());
 
