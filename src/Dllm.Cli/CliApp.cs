@@ -27,6 +27,7 @@ public static class CliApp
         yield return DpoCommand.Build();
         yield return PretrainCommand.Build();
         yield return MergeCommand.Build();
+        yield return ExportCommand.Build();
         yield return InspectCommand.Build();
         yield return ImportLlama2cCommand.Build();
         yield return DoctorCommand.Build();

@@ -21,6 +21,9 @@ public sealed record CompletionSettings
     public int? BlockSize { get; init; }
     public double? Threshold { get; init; }
     public int? MaxStepsPerBlock { get; init; }
+    /// <summary>LLaDA2.1 token editing: set to turn it on (see <see cref="EditingOptions"/>).</summary>
+    public double? EditingThreshold { get; init; }
+    public int? MaxPostSteps { get; init; }
 
     /// <summary>
     /// The request to decode <paramref name="prompt"/> with these settings. The token limit is left for
@@ -35,7 +38,8 @@ public sealed record CompletionSettings
             Prompt = prompt,
             AddSpecialTokens = addSpecialTokens,
             StopStrings = templateStops.Concat(Stop).Distinct().ToList(),
-            Block = new BlockDecodeOptions(BlockSize ?? defaults.BlockSize, Threshold ?? defaults.Threshold, MaxStepsPerBlock ?? defaults.MaxStepsPerBlock),
+            Block = new BlockDecodeOptions(BlockSize ?? defaults.BlockSize, Threshold ?? defaults.Threshold, MaxStepsPerBlock ?? defaults.MaxStepsPerBlock,
+                Editing: EditingThreshold is { } e ? new EditingOptions(e, MaxPostSteps ?? new EditingOptions().MaxPostSteps) : null),
             Options = new DecodeOptions
             {
                 MaxNewTokens = MaxTokens ?? int.MaxValue,
@@ -56,5 +60,9 @@ public sealed record CompletionSettings
         if (BlockSize is < 1) throw new RequestError($"block_size must be at least 1, got {BlockSize}", "block_size");
         if (Threshold is { } th && !(th >= 0 && th <= 1)) throw new RequestError($"threshold must be between 0 and 1, got {th}", "threshold");
         if (MaxStepsPerBlock is < 1) throw new RequestError($"max_steps_per_block must be at least 1, got {MaxStepsPerBlock}", "max_steps_per_block");
+        if (EditingThreshold is { } e && !(e >= 0 && e <= 1)) throw new RequestError($"editing_threshold must be between 0 and 1, got {e}", "editing_threshold");
+        if (MaxPostSteps is < 0) throw new RequestError($"max_post_steps must be 0 or more, got {MaxPostSteps}", "max_post_steps");
+        if (MaxPostSteps is not null && EditingThreshold is null)
+            throw new RequestError("max_post_steps needs editing_threshold (it bounds the refinement that token editing adds)", "max_post_steps");
     }
 }

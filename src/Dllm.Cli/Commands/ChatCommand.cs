@@ -17,6 +17,8 @@ internal static class ChatCommand
         var temperature = new Option<double>("--temperature", "-t") { Description = "0 = greedy", DefaultValueFactory = _ => 0.0 };
         var blockSize = SharedOptions.BlockSize();
         var threshold = SharedOptions.Threshold();
+        var editingThreshold = SharedOptions.EditingThreshold();
+        var maxPostSteps = SharedOptions.MaxPostSteps();
         var mode = new Option<DecodeMode>("--mode") { Description = "auto, ar or diffusion", DefaultValueFactory = _ => DecodeMode.Auto };
         var device = SharedOptions.Device();
         var dtype = SharedOptions.DType();
@@ -25,7 +27,7 @@ internal static class ChatCommand
             "they are unmasked; when stdin/stdout are not a terminal, replies stream as plain text. /reset clears the " +
             "conversation, /exit (or end of input) quits.")
         {
-            model, template, system, maxNew, temperature, blockSize, threshold, mode, device, dtype,
+            model, template, system, maxNew, temperature, blockSize, threshold, editingThreshold, maxPostSteps, mode, device, dtype,
         };
         command.SetAction((p, cancel) =>
         {
@@ -36,6 +38,7 @@ internal static class ChatCommand
             var live = Output.IsInteractive(p) && ReferenceEquals(input, Console.In) && !Console.IsInputRedirected;
             var output = Output.Out(p);
             output.WriteLine($"{loaded.Name}: {resolved.ToString().ToLowerInvariant()} decoding, {chat.Name} template. /reset, /exit.");
+            var editing = SharedOptions.Editing(p, editingThreshold, maxPostSteps);
             var history = new List<ChatMessage>();
             if (p.GetValue(system) is { } s) history.Add(ChatMessage.System(s));
             while (!cancel.IsCancellationRequested)
@@ -54,7 +57,7 @@ internal static class ChatCommand
                     StopStrings = chat.StopStrings,
                     Mode = resolved,
                     Options = new DecodeOptions { MaxNewTokens = p.GetValue(maxNew), Sampling = new SamplingOptions(p.GetValue(temperature)) },
-                    Block = new BlockDecodeOptions(p.GetValue(blockSize) ?? loaded.DefaultBlockSize, p.GetValue(threshold)),
+                    Block = new BlockDecodeOptions(p.GetValue(blockSize) ?? loaded.DefaultBlockSize, p.GetValue(threshold), Editing: editing),
                 };
                 var result = live && resolved == DecodeMode.Diffusion ? LiveBlocks(loaded, request, cancel) : Stream(output, loaded, request, cancel);
                 history.Add(ChatMessage.Assistant(result.Text.Trim()));

@@ -22,6 +22,8 @@ internal static class EvalCommand
         var maxSteps = SharedOptions.MaxStepsPerBlock();
         var stopFill = SharedOptions.StopFill();
         var credit = SharedOptions.Credit();
+        var editingThreshold = SharedOptions.EditingThreshold();
+        var maxPostSteps = SharedOptions.MaxPostSteps();
         var maxNew = new Option<int>("--max-new-tokens", "-n") { Description = "Tasks: longest answer", DefaultValueFactory = _ => 64 };
         var temperature = new Option<double>("--temperature", "-t") { Description = "Tasks: sampling temperature (0 = greedy)", DefaultValueFactory = _ => 0.0 };
         var batch = new Option<int>("--batch") { Description = "Tasks: prompts decoded together", DefaultValueFactory = _ => 8 };
@@ -42,7 +44,7 @@ internal static class EvalCommand
             "forward counts decoded tokens, the stop token included, over decoding forwards (the prompt prefill is not one; " +
             "AR is exactly 1); tokens per second counts the same tokens over wall time.")
         {
-            model, data, task, mode, block, samples, seed, maxDocs, maxLen, threshold, maxSteps, stopFill, credit, maxNew, temperature, batch, template, compareAr, passes, device, dtype, json,
+            model, data, task, mode, block, samples, seed, maxDocs, maxLen, threshold, maxSteps, stopFill, credit, editingThreshold, maxPostSteps, maxNew, temperature, batch, template, compareAr, passes, device, dtype, json,
         };
         command.SetAction(p =>
         {
@@ -64,7 +66,8 @@ internal static class EvalCommand
                     AddSpecialTokens = p.GetValue(template) is null,
                     Options = new DecodeOptions { MaxNewTokens = p.GetValue(maxNew), Sampling = new SamplingOptions(p.GetValue(temperature), Seed: p.GetValue(seed)) },
                     Block = new BlockDecodeOptions(p.GetValue(block) ?? loaded.DefaultBlockSize, p.GetValue(threshold), p.GetValue(maxSteps),
-                        StopFill: p.GetValue(stopFill), Credit: p.GetValue(credit) ? new CreditOptions() : null),
+                        StopFill: p.GetValue(stopFill), Credit: p.GetValue(credit) ? new CreditOptions() : null,
+                        Editing: SharedOptions.Editing(p, editingThreshold, maxPostSteps)),
                 };
                 JsonObject taskReport;
                 if (p.GetValue(compareAr) is { } arDir)

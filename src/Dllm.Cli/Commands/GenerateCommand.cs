@@ -23,6 +23,8 @@ internal static class GenerateCommand
         var maxSteps = SharedOptions.MaxStepsPerBlock();
         var stopFill = SharedOptions.StopFill();
         var credit = SharedOptions.Credit();
+        var editingThreshold = SharedOptions.EditingThreshold();
+        var maxPostSteps = SharedOptions.MaxPostSteps();
         var noCache = new Option<bool>("--no-cache") { Description = "Diffusion: recompute the whole window every step (the reference behaviour; slower, same tokens)" };
         var noSpecial = new Option<bool>("--no-bos") { Description = "Do not add the tokenizer's BOS token in front of the prompt" };
         var device = SharedOptions.Device();
@@ -33,9 +35,11 @@ internal static class GenerateCommand
             "blocks of tokens in parallel (block 32, threshold 0.95, 32 steps per block by default, as LLaDA2.0). Text " +
             "streams to stdout as it is produced; --json prints one object with text, token_ids (generated ids only), " +
             "forwards (decoding forwards; the prompt prefill is not counted), tokens_per_forward (decoded tokens, the stop " +
-            "token included, / forwards: AR is exactly 1) and tokens_per_second (the same tokens over wall time).")
+            "token included, / forwards: AR is exactly 1) and tokens_per_second (the same tokens over wall time). " +
+            "--editing-threshold turns on LLaDA2.1's token editing (decided tokens of the current block may be replaced; " +
+            "the text of a block streams once the block is final).")
         {
-            model, prompt, maxNew, temperature, topK, topP, seed, stop, mode, blockSize, threshold, maxSteps, stopFill, credit, noCache, noSpecial, device, dtype, json,
+            model, prompt, maxNew, temperature, topK, topP, seed, stop, mode, blockSize, threshold, maxSteps, stopFill, credit, editingThreshold, maxPostSteps, noCache, noSpecial, device, dtype, json,
         };
         command.SetAction((p, cancel) =>
         {
@@ -49,7 +53,8 @@ internal static class GenerateCommand
                 Block = new BlockDecodeOptions(
                     p.GetValue(blockSize) ?? loaded.DefaultBlockSize,
                     p.GetValue(threshold), p.GetValue(maxSteps), UseCache: !p.GetValue(noCache),
-                    StopFill: p.GetValue(stopFill), Credit: p.GetValue(credit) ? new CreditOptions() : null),
+                    StopFill: p.GetValue(stopFill), Credit: p.GetValue(credit) ? new CreditOptions() : null,
+                    Editing: SharedOptions.Editing(p, editingThreshold, maxPostSteps)),
                 Options = new DecodeOptions
                 {
                     MaxNewTokens = p.GetValue(maxNew),

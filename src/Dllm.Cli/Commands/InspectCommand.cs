@@ -53,7 +53,7 @@ internal static class InspectCommand
             yield return ("attention heads (q / kv) x dim", $"{c.NumHeads} / {c.NumKvHeads} x {c.HeadDim}" + (c.QkNorm ? ", q/k norm" : "") + (c.QkvBias ? ", qkv bias" : ""));
             yield return ("rope", $"theta {c.RopeTheta:G}, rotary dims {c.RotaryDim}/{c.HeadDim}" + (c.RopeScaling is { } s ? $", scaling {s.Type} x{s.Factor:G}" : ""));
             if (c.Moe is { } m)
-                yield return ("experts", $"{m.NumExperts} routed (top {m.NumExpertsPerToken} of {m.TopKGroups}/{m.NumGroups} groups, scale {m.RoutedScalingFactor:G}) + {m.NumSharedExperts} shared, width {m.MoeIntermediateSize}, first {m.FirstKDenseReplace} layer(s) dense");
+                yield return ("experts", $"{m.NumExperts} routed (top {m.NumExpertsPerToken} of {m.TopKGroups}/{m.NumGroups} groups, scale {m.RoutedScalingFactor:G}) + {m.NumSharedExperts ?? 0} shared, width {m.MoeIntermediateSize}, first {m.FirstKDenseReplace} layer(s) dense");
             yield return ("vocabulary / context", $"{c.VocabSize} / {c.MaxPositionEmbeddings}" + (c.TieWordEmbeddings ? ", tied embeddings" : ""));
             var dtypes = Tensors.GroupBy(t => t.DType).Select(g => $"{g.Key} x{g.Count()}");
             yield return ("tensors", $"{Tensors.Count} ({string.Join(", ", dtypes)})");

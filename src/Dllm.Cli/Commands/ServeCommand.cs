@@ -26,7 +26,8 @@ internal static class ServeCommand
             "Serve a model over an OpenAI-compatible HTTP API: POST /v1/chat/completions and /v1/completions (with " +
             "\"stream\": true for server-sent events), GET /v1/models and GET /health. Any OpenAI client works with base " +
             "URL http://HOST:PORT/v1 and any API key. Diffusion checkpoints decode block-wise in parallel, AR checkpoints " +
-            "token by token. Extra request fields: top_k, and for diffusion block_size, threshold, max_steps_per_block; " +
+            "token by token. Extra request fields: top_k, and for diffusion block_size, threshold, max_steps_per_block, " +
+            "editing_threshold and max_post_steps (LLaDA2.1 token editing); " +
             "usage also reports forwards and tokens_per_forward. Concurrent requests with the same decoding settings are " +
             "batched (up to --max-batch) on one decode thread. Ctrl-C drains: in-flight requests finish first. " +
             "Example: dllm serve -m ./my-dllm --port 8000, then curl http://127.0.0.1:8000/v1/chat/completions " +

@@ -45,6 +45,30 @@ internal static class SharedOptions
         Description = "Diffusion: credit decoding (dInfer): a token the model keeps predicting for a slot earns credit and passes the threshold sooner",
     };
 
+    private static readonly Dllm.Generation.EditingOptions EditingDefaults = new();
+
+    public static Option<double?> EditingThreshold() => new("--editing-threshold")
+    {
+        Description = "Diffusion: LLaDA2.1 token editing, off unless given. A decided token of the current block is replaced when the " +
+            $"model predicts another one with confidence above this (1.0 never edits; LLaDA2.1's default {EditingDefaults.Threshold}, its quality mode 0.5 with --threshold 0.7)",
+    };
+
+    public static Option<int?> MaxPostSteps() => new("--max-post-steps")
+    {
+        Description = $"Diffusion, with --editing-threshold: at most this many refinement forwards once a block has no MASK left, ending at the first that changes nothing (default {EditingDefaults.MaxPostSteps})",
+    };
+
+    /// <summary>The editing settings the two options ask for; null when editing is off.</summary>
+    public static Dllm.Generation.EditingOptions? Editing(ParseResult p, Option<double?> threshold, Option<int?> postSteps)
+    {
+        if (p.GetValue(threshold) is not { } e)
+            return p.GetValue(postSteps) is null ? null
+                : throw new DllmException("--max-post-steps needs --editing-threshold (it bounds the refinement that token editing adds)");
+        var editing = new Dllm.Generation.EditingOptions(e, p.GetValue(postSteps) ?? EditingDefaults.MaxPostSteps);
+        editing.Validate();
+        return editing;
+    }
+
     public static Option<int?> BlockSize() => new("--block-size")
     {
         Description = $"Diffusion: tokens decoded in parallel per block (default: the checkpoint's, else {BlockDefaults.BlockSize})",

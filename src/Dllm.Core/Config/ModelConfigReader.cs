@@ -64,13 +64,16 @@ public static class ModelConfigReader
             if (act != "silu")
                 Fail<int>($"hidden_act '{act}' is not supported (only silu / SwiGLU)");
 
-            // Same precedence as sglang/vLLM for Bailing configs: partial_rotary_factor, then rotary_dim.
-            var rotaryDim = OptDouble("partial_rotary_factor") is { } factor ? (int)(headDim * factor)
+            var isBailing = family == ModelFamily.BailingMoe;
+            // Bailing (Ling 2.0 / LLaDA2): the official config class always sets partial_rotary_factor (default 0.5)
+            // and the modeling code rotates head_dim * factor dims, never reading rotary_dim. Other families:
+            // partial_rotary_factor, then rotary_dim, then the whole head.
+            var rotaryDim = isBailing ? (int)(headDim * (OptDouble("partial_rotary_factor") ?? BailingDefaults.PartialRotaryFactor))
+                : OptDouble("partial_rotary_factor") is { } factor ? (int)(headDim * factor)
                 : OptInt("rotary_dim") ?? headDim;
             if (rotaryDim <= 0 || rotaryDim > headDim || rotaryDim % 2 != 0)
                 Fail<int>($"rotary dimension {rotaryDim} must be even and within head_dim {headDim}");
 
-            var isBailing = family == ModelFamily.BailingMoe;
             var attentionBias = OptBool("attention_bias") ?? false;
             var config = new ModelConfig
             {
@@ -84,8 +87,8 @@ public static class ModelConfigReader
                 NumHeads = heads,
                 NumKvHeads = kvHeads,
                 HeadDim = headDim,
-                MaxPositionEmbeddings = OptInt("max_position_embeddings") ?? 2048,
-                RmsNormEps = OptDouble("rms_norm_eps") ?? 1e-6,
+                MaxPositionEmbeddings = OptInt("max_position_embeddings") ?? (isBailing ? BailingDefaults.MaxPositionEmbeddings : 2048),
+                RmsNormEps = OptDouble("rms_norm_eps") ?? (isBailing ? BailingDefaults.RmsNormEps : 1e-6),
                 RopeTheta = OptDouble("rope_theta") ?? 10000.0,
                 RopeScaling = ReadRopeScaling(),
                 RotaryDim = rotaryDim,
@@ -99,13 +102,15 @@ public static class ModelConfigReader
                 OutputBias = family switch
                 {
                     ModelFamily.Qwen2 => false,
-                    ModelFamily.BailingMoe => OptBool("use_bias") ?? false,
+                    ModelFamily.BailingMoe => OptBool("use_bias") ?? BailingDefaults.UseBias,
                     _ => attentionBias,
                 },
                 QkNorm = family switch
                 {
                     ModelFamily.Qwen3 => true,
-                    ModelFamily.BailingMoe => OptBool("use_qk_norm") ?? true, // the HF class default
+                    // The official modeling code applies q/k RMSNorm whatever use_qk_norm says; we (like SGLang) honour
+                    // an explicit false, which is how dense models without q/k norm are exported (docs/formats.md).
+                    ModelFamily.BailingMoe => OptBool("use_qk_norm") ?? true,
                     _ => false,
                 },
                 Moe = isBailing ? ReadMoe() : null,
@@ -150,28 +155,34 @@ public static class ModelConfigReader
 
         private MoeSettings ReadMoe()
         {
-            var experts = Int("num_experts");
-            var perToken = Int("num_experts_per_tok");
-            var groups = OptInt("n_group") ?? 1;
-            var topkGroups = OptInt("topk_group") ?? groups;
+            var experts = OptInt("num_experts") ?? BailingDefaults.NumExperts;
+            var perToken = OptInt("num_experts_per_tok") ?? BailingDefaults.NumExpertsPerToken;
+            var groups = OptInt("n_group") ?? BailingDefaults.NumGroups;
+            var topkGroups = OptInt("topk_group") ?? BailingDefaults.TopKGroups;
             var moeWidth = Int("moe_intermediate_size");
-            var shared = OptInt("num_shared_experts") ?? 0;
+            // The official block builds shared_experts whenever num_shared_experts is not null, with width
+            // moe_intermediate_size * num_shared_experts: 0 (the default) gives a zero-width expert that adds nothing
+            // but whose (empty) tensors a saved checkpoint holds. An explicit null means no such module.
+            int? shared = raw.ContainsKey("num_shared_experts") && raw["num_shared_experts"] is null ? null
+                : OptInt("num_shared_experts") ?? BailingDefaults.NumSharedExperts;
             var settings = new MoeSettings(
                 NumExperts: experts,
                 NumExpertsPerToken: perToken,
                 NumSharedExperts: shared,
                 MoeIntermediateSize: moeWidth,
-                // The HF code sizes the shared expert as moe_intermediate_size * num_shared_experts; sglang lets
-                // moe_shared_expert_intermediate_size replace the per-expert width.
-                SharedExpertIntermediateSize: (OptInt("moe_shared_expert_intermediate_size") ?? moeWidth) * shared,
+                // sglang lets moe_shared_expert_intermediate_size replace the per-expert width of the shared expert.
+                SharedExpertIntermediateSize: (OptInt("moe_shared_expert_intermediate_size") ?? moeWidth) * (shared ?? 0),
                 NumGroups: groups,
                 TopKGroups: topkGroups,
-                RoutedScalingFactor: OptDouble("routed_scaling_factor") ?? 1.0,
-                NormTopKProb: OptBool("norm_topk_prob") ?? true,
+                RoutedScalingFactor: OptDouble("routed_scaling_factor") ?? BailingDefaults.RoutedScalingFactor,
+                // The official gate renormalises the top-k weights whenever k > 1 and never reads norm_topk_prob.
+                NormTopKProb: true,
                 UseExpertBias: OptBool("moe_router_enable_expert_bias") ?? true,
                 FirstKDenseReplace: OptInt("first_k_dense_replace") ?? 0,
                 ScoreFunction: OptString("score_function") ?? "sigmoid",
                 NumNextnPredictLayers: OptInt("num_nextn_predict_layers") ?? 0);
+            if (experts <= 0 || perToken <= 0 || groups <= 0 || topkGroups <= 0 || moeWidth <= 0 || shared < 0)
+                Fail<int>("num_experts, num_experts_per_tok, n_group, topk_group and moe_intermediate_size must be positive, num_shared_experts not negative");
             if (experts % groups != 0) Fail<int>($"num_experts {experts} is not a multiple of n_group {groups}");
             if (topkGroups > groups) Fail<int>($"topk_group {topkGroups} exceeds n_group {groups}");
             if (perToken > topkGroups * (experts / groups)) Fail<int>($"num_experts_per_tok {perToken} exceeds the experts in the {topkGroups} kept groups");

@@ -21,6 +21,8 @@ public static class ModelConfigWriter
         if (config.Diffusion is { } d) o["dllm"] = new JsonObject { ["block_size"] = d.BlockSize, ["labels"] = d.Labels.Name() };
         else o.Remove("dllm");
         if (torchDtype is not null) o["torch_dtype"] = torchDtype;
+        // Newer transformers (and LLaDA2.1's config.json) name it "dtype"; keep that one true as well.
+        if (torchDtype is not null && o.ContainsKey("dtype")) o["dtype"] = torchDtype;
         return o;
     }
 

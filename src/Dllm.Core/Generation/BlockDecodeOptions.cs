@@ -10,13 +10,18 @@ namespace Dllm.Generation;
 /// <see cref="StopFill"/>: once a stop token is decided in a block, every later slot of the block is filled with it
 /// (those slots never reach the output), so the step's minimum goes to the slots before it, and they see the padding
 /// the model was trained to expect. <see cref="Credit"/>: dInfer's credit decoding (see <see cref="CreditOptions"/>).
+/// <see cref="Editing"/> turns on LLaDA2.1's token editing (null: a decided slot never changes); it runs the official
+/// LLaDA2.1 loop and so combines with neither of the two.
 /// </summary>
 public sealed record BlockDecodeOptions(int BlockSize = Config.DiffusionSettings.DefaultBlockSize, double Threshold = 0.95, int MaxStepsPerBlock = 32, bool UseCache = true,
-    bool StopFill = false, CreditOptions? Credit = null)
+    bool StopFill = false, CreditOptions? Credit = null, EditingOptions? Editing = null)
 {
     public void Validate()
     {
         Credit?.Validate();
+        Editing?.Validate();
+        if (Editing is not null && (StopFill || Credit is not null))
+            throw new DllmException("token editing follows the official LLaDA2.1 loop and combines with neither stop fill nor credit decoding");
         if (BlockSize <= 0) throw new DllmException($"block size must be positive, got {BlockSize}");
         if (!(Threshold >= 0 && Threshold <= 1)) throw new DllmException($"threshold must be in [0, 1], got {Threshold}");
         if (MaxStepsPerBlock <= 0) throw new DllmException($"max steps per block must be positive, got {MaxStepsPerBlock}");

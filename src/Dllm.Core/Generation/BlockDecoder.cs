@@ -18,6 +18,10 @@ namespace Dllm.Generation;
 /// sampler can pick it and then stalls on that slot). The model side - which logits a window gets - lives
 /// in <see cref="BlockForward"/>: cached (the default) or recomputed from scratch each step (the reference).
 /// Everything yielded is CPU data.
+///
+/// With <see cref="BlockDecodeOptions.Editing"/> it reads side by side with the official LLaDA2.1 <c>generate</c>
+/// instead: decided slots of the block may be edited, the block is refined after its last MASK, and it ends
+/// only as the official loop ends (see <see cref="EditingOptions"/>); its updates stay provisional until then.
 /// </summary>
 public static class BlockDecoder
 {
@@ -34,6 +38,7 @@ public static class BlockDecoder
         foreach (var o in perSequence) o.Validate();
         block.Validate();
         var b = block.BlockSize;
+        var editing = block.Editing;
         var labels = model.Config.Diffusion?.Labels ?? LabelPosition.Same;
         var layout = BlockLayout.Create(prompts, b, perSequence.Max(o => o.MaxNewTokens), model.Config.MaxPositionEmbeddings, perSequence[0].PadTokenId, labels);
         var stops = perSequence[0].StopTokenIds.ToHashSet();
@@ -47,18 +52,24 @@ public static class BlockDecoder
         {
             foreach (var r in rows) r.StartBlock(b, maskTokenId, blockIndex == 0);
             credit?.StartBlock();
-            for (var step = 0; rows.Any(r => r.NeedsForward(stops)); step++)
+            for (var step = 0; ; step++)
             {
                 cancel.ThrowIfCancellationRequested();
-                // Every row's window goes through the forward (the batch shares it), but only rows whose output is
-                // not yet fixed draw tokens, so a row's random stream does not depend on its batchmates.
-                var drawing = rows.Where(r => r.NeedsForward(stops)).ToArray();
+                // Every row's window goes through the forward (the batch shares it), but only rows whose block still
+                // needs one draw tokens, so a row's random stream does not depend on its batchmates.
+                var drawing = rows.Where(r => editing is null ? r.NeedsForward(stops) : r.BeginEditingStep()).ToArray();
+                if (drawing.Length == 0) break;
                 var (tokens, confidence) = Predict(forward, rows, drawing, step, maskTokenId, credit);
                 forwards++;
                 var updates = new List<SequenceUpdate>(drawing.Length);
                 for (var k = 0; k < drawing.Length; k++)
                 {
                     var r = drawing[k];
+                    if (editing is not null)
+                    {
+                        updates.Add(r.EditingStep(tokens.AsSpan(k * b, b), confidence.AsSpan(k * b, b), block, editing, step));
+                        continue;
+                    }
                     var slots = SelectTransfers(r.Undecided, confidence.AsSpan(k * b, b), block, step);
                     foreach (var s in slots) r.Decide(s, tokens[k * b + s]);
                     if (block.StopFill) r.FillAfterStop(stops);
@@ -131,6 +142,7 @@ public static class BlockDecoder
 
         public void StartBlock(int b, int maskId, bool first)
         {
+            (_postSteps, _hadMasks, _blockDone) = (0, false, false);
             FixedSlots = first ? tail.Length : 0;
             Window = new int[b];
             Undecided = new bool[b];
@@ -161,6 +173,41 @@ public static class BlockDecoder
         {
             Window[slot] = token;
             Undecided[slot] = false;
+        }
+
+        // LLaDA2.1 token editing (EditingOptions): the block runs the official loop rather than ending once its output
+        // looks fixed, since a decided slot (a stop token, or one before it) may still change until the block ends.
+        private int _postSteps;
+        private bool _hadMasks, _blockDone;
+
+        /// <summary>Whether the block needs this step's forward; counts a refinement step when no MASK is left.</summary>
+        public bool BeginEditingStep()
+        {
+            if (_blockDone) return false;
+            _hadMasks = Undecided.Any(u => u);
+            if (!_hadMasks) _postSteps++;   // never past the limit: EditingStep ends the block before that
+            return true;
+        }
+
+        /// <summary>
+        /// Applies one forward: MASKs unmask by the threshold rule, and decided non-prompt slots whose predicted token
+        /// differs with confidence strictly above the editing threshold are replaced (both judged on the block as it
+        /// was before the forward). Updates stay provisional until the block ends; then the whole block is restated.
+        /// </summary>
+        public SequenceUpdate EditingStep(ReadOnlySpan<int> tokens, ReadOnlySpan<float> confidence, BlockDecodeOptions block, EditingOptions editing, int step)
+        {
+            var edits = new List<int>();
+            for (var s = FixedSlots; s < Window.Length; s++)
+                if (!Undecided[s] && confidence[s] > editing.Threshold && tokens[s] != Window[s]) edits.Add(s);
+            var chosen = _hadMasks ? SelectTransfers(Undecided, confidence, block, step) : [];
+            foreach (var slot in chosen.Concat(edits)) Decide(slot, tokens[slot]);
+            // The official loop ends after a MASK-free forward that changed nothing, or when the next step would pass
+            // the post-step limit.
+            _blockDone = !Undecided.Any(u => u) && ((!_hadMasks && edits.Count == 0) || _postSteps + 1 > editing.MaxPostSteps);
+            var slots = _blockDone ? Enumerable.Range(FixedSlots, Window.Length - FixedSlots).ToArray() : chosen.Concat(edits).Order().ToArray();
+            var conf = confidence.ToArray();
+            return new SequenceUpdate(Sequence, slots.Select(s => Generated.Count + s - FixedSlots).ToArray(),
+                slots.Select(s => Window[s]).ToArray(), slots.Select(s => conf[s]).ToArray(), Provisional: !_blockDone);
         }
 
         /// <summary>Stop fill: every undecided slot after the first decided stop token takes that token (it is never output).</summary>

@@ -8,10 +8,11 @@ public enum FinishReason { Stop, Length, Cancelled }
 /// the chat view and the server consume the same stream without touching tensors.
 /// When the sequence ends, <see cref="Finished"/> is set and <see cref="FinalLength"/> is its generated
 /// length: tokens at or past it (the stop token, and in block decoding anything after it in the block)
-/// are not part of the output.
+/// are not part of the output. <see cref="Provisional"/> tokens (LLaDA2.1 editing) may still be replaced
+/// by a later update of the same block; the block's last update restates all of it as final.
 /// </summary>
 public sealed record SequenceUpdate(int Sequence, int[] Positions, int[] Tokens, float[] Confidences,
-    FinishReason? Finished = null, int FinalLength = -1);
+    FinishReason? Finished = null, int FinalLength = -1, bool Provisional = false);
 
 /// <summary>
 /// One model forward of a decoder and its effect on the batch. <see cref="Forward"/> counts decoding

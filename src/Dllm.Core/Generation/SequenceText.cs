@@ -22,6 +22,7 @@ internal sealed class SequenceText(TextTokenizer tokenizer, StopStrings stops, i
 
     public void Apply(SequenceUpdate u)
     {
+        if (u.Provisional) return;   // may still be edited: shown once the block restates it as final
         for (var i = 0; i < u.Positions.Length; i++) _tokens[u.Positions[i]] = u.Tokens[i];
         var before = _prefix.Count;
         while (_tokens.TryGetValue(_prefix.Count, out var t)) _prefix.Add(t);

@@ -20,6 +20,16 @@ public static partial class CheckpointNames
         return false;
     }
 
+    /// <summary>
+    /// Module tensors a checkpoint may lack, left at zero as the official code leaves them: empty tensors (a
+    /// zero-width shared expert), the router bias of a model without one, and attention.dense.bias when a
+    /// Bailing config omits use_bias (the class default builds the bias; HF initialises missing biases to zero).
+    /// </summary>
+    public static bool MayBeAbsent(string name, long elements, ModelConfig config) =>
+        elements == 0
+        || (name.EndsWith("mlp.gate.expert_bias", StringComparison.Ordinal) && config.Moe is { UseExpertBias: false })
+        || (config.Family == ModelFamily.BailingMoe && name.EndsWith("attention.dense.bias", StringComparison.Ordinal) && !config.Raw.ContainsKey("use_bias"));
+
     [GeneratedRegex(@"^model\.layers\.(\d+)\.")]
     private static partial Regex LayerIndex();
 }

@@ -42,8 +42,11 @@ public static class ModelLoader
         {
             if (!reader.Contains(name))
             {
-                if (name.EndsWith("mlp.gate.expert_bias", StringComparison.Ordinal) && !config.Moe!.UseExpertBias)
-                    continue; // stays zero, as HF initialises it
+                if (CheckpointNames.MayBeAbsent(name, target.numel(), config))
+                {
+                    target.zero_();
+                    continue;
+                }
                 throw new DllmException($"{directory}: checkpoint has no tensor '{name}' (expected shape [{string.Join(", ", target.shape)}])");
             }
             var entry = reader.Entry(name);

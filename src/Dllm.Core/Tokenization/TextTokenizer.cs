@@ -155,6 +155,24 @@ public sealed class TextTokenizer
     }
 
     /// <summary>
+    /// A new tokenizer whose tokenizer_config.json (and special_tokens_map.json, whose entries win in
+    /// transformers) name these existing tokens as eos_token / pad_token / mask_token; null leaves a role as it is.
+    /// </summary>
+    public TextTokenizer WithSpecialTokenNames(string? eos = null, string? pad = null, string? mask = null)
+    {
+        JsonObject config = _files.Config?.DeepClone().AsObject() ?? MinimalConfig();
+        JsonObject? map = _files.SpecialTokensMap?.DeepClone().AsObject();
+        foreach ((string key, string? token) in new[] { ("eos_token", eos), ("pad_token", pad), ("mask_token", mask) })
+        {
+            if (token is null) continue;
+            if (TokenToId(token) is null) throw new DllmException($"cannot name '{token}' as {key}: the tokenizer has no such token");
+            config[key] = token;
+            if (map is not null) map[key] = token;
+        }
+        return new TextTokenizer(_files with { Config = config, SpecialTokensMap = map }, _model);
+    }
+
+    /// <summary>
     /// Writes tokenizer.json and tokenizer_config.json (plus special_tokens_map.json / chat_template.jinja if
     /// they were loaded), each atomically, keeping every field as read except the changes made through this API.
     /// </summary>

@@ -7,7 +7,7 @@ namespace Dllm.Serving.AI;
 
 /// <summary>
 /// Microsoft.Extensions.AI's messages and options as dllm's: text messages with system/user/assistant roles,
-/// ChatOptions' sampling settings, and block_size / threshold / max_steps_per_block / top_k from
+/// ChatOptions' sampling settings, and block_size / threshold / max_steps_per_block / editing_threshold / max_post_steps / top_k from
 /// AdditionalProperties (the names the HTTP API uses). Unsupported features fail loudly.
 /// </summary>
 internal static class ChatOptionsMapping
@@ -45,6 +45,8 @@ internal static class ChatOptionsMapping
             BlockSize = Int(extra, "block_size"),
             Threshold = Number(extra, "threshold"),
             MaxStepsPerBlock = Int(extra, "max_steps_per_block"),
+            EditingThreshold = Number(extra, "editing_threshold"),
+            MaxPostSteps = Int(extra, "max_post_steps"),
         };
     }
 

@@ -107,6 +107,8 @@ internal static class OpenAiSettings
             BlockSize = json.Int("block_size"),
             Threshold = json.Number("threshold"),
             MaxStepsPerBlock = json.Int("max_steps_per_block"),
+            EditingThreshold = json.Number("editing_threshold"),
+            MaxPostSteps = json.Int("max_post_steps"),
         };
     }
 

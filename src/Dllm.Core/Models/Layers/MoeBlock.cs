@@ -24,7 +24,7 @@ public sealed class MoeBlock : nn.Module<Tensor, Tensor>
         _router = new MoeRouter(c, at);
         _experts = new ModuleList<SwiGlu>();
         for (var e = 0; e < moe.NumExperts; e++) _experts.Add(new SwiGlu(c.HiddenSize, moe.MoeIntermediateSize, at));
-        if (moe.NumSharedExperts > 0) _shared = new SwiGlu(c.HiddenSize, moe.SharedExpertIntermediateSize, at);
+        if (moe.NumSharedExperts is not null) _shared = new SwiGlu(c.HiddenSize, moe.SharedExpertIntermediateSize, at);
         RegisterComponents();
     }
 
