@@ -36,7 +36,7 @@ public static class DemoPreferences
                 (items[i], items[i + 1]) = (items[i + 1], items[i]);
                 return " " + string.Join(' ', items);
             case "lookup":
-                var at = random.NextBelow(items.Length);           // one entry with a wrong value: "cat3" -> "cat8"
+                var at = random.NextBelow(items.Length);           // one entry with a wrong value: "cat=3" -> "cat=8"
                 var value = items[at][^1] - '0';
                 items[at] = items[at][..^1] + (value + 1 + random.NextBelow(9)) % 10;
                 return " " + string.Join(' ', items);

@@ -29,6 +29,9 @@ public static class SyntheticCorpus
     /// <summary>The task kinds: "copy", "reverse", "lookup".</summary>
     public static IReadOnlyList<string> Kinds => TaskKinds.Names;
 
+    /// <summary>Kinds written into the pre-training text only (never SFT or test tasks): "sort".</summary>
+    public static IReadOnlyList<string> ScaffoldKinds { get; } = TaskKinds.Scaffolds.Select(k => k.Name).ToArray();
+
     /// <summary>The first <paramref name="count"/> stories of the seed's story stream (a larger count extends, never changes, a smaller one).</summary>
     public static IEnumerable<string> Stories(int count, long seed)
     {
@@ -45,7 +48,8 @@ public static class SyntheticCorpus
     }
 
     /// <summary>
-    /// Writes train.txt and valid.txt (stories and task documents, shuffled together), tasks_train.jsonl (the tasks
+    /// Writes train.txt and valid.txt (stories, task documents and the scaffold kinds' documents, shuffled together),
+    /// tasks_train.jsonl (the evaluated kinds' tasks
     /// in train.txt) and tasks_test.jsonl (distinct held-out tasks whose prompts occur in neither text file).
     /// Each file is replaced atomically.
     /// </summary>
@@ -65,6 +69,8 @@ public static class SyntheticCorpus
                 .Where(t => !testPrompts.Contains(t.Prompt))
                 .Take(options.TasksPerKind)
                 .Select(t => new Document(t.Document, t)));
+        foreach (ITaskKind scaffold in TaskKinds.Scaffolds)
+            documents.AddRange(TaskKinds.Stream(scaffold.Name, trainSeed).Take(options.TasksPerKind).Select(t => new Document(t.Document, null, Scaffold: true)));
 
         new SeededRandom(SeededRandom.Derive(options.Seed, "split")).Shuffle(documents);
         int validCount = (int)Math.Round(documents.Count * options.ValidationFraction);
@@ -81,7 +87,7 @@ public static class SyntheticCorpus
         return new DemoCorpusSummary(
             TrainDocuments: train.Count,
             ValidDocuments: valid.Count,
-            TrainStories: train.Count(d => d.Task is null),
+            TrainStories: train.Count(d => d.Task is null && !d.Scaffold),
             TrainTasks: trainTasks.Count,
             ValidTasks: valid.Count(d => d.Task is not null),
             TestTasks: test.Count,
@@ -156,5 +162,5 @@ public static class SyntheticCorpus
         AtomicFile.WriteAllText(path, text.ToString());
     }
 
-    private sealed record Document(string Text, DemoTask? Task);
+    private sealed record Document(string Text, DemoTask? Task, bool Scaffold = false);
 }

@@ -22,22 +22,24 @@ internal interface ITaskKind
 /// The demo's task kinds. Answers are long (8 to 24 tokens, and the EOS) and fully determined by the prompt,
 /// which is what parallel decoding needs to show: a model that knows the answer can commit many of its tokens
 /// per forward. Items are common words, each one token after the demo's BPE, and digits are one token each, so
-/// an answer's length in tokens is its item count (lookup: two tokens per entry).
+/// an answer's length in tokens is its item count (lookup: three tokens per entry).
 /// <list type="bullet">
 /// <item>copy: "Copy: red cat sun ... ->" -> " red cat sun ..."; 8-24 distinct words.</item>
 /// <item>reverse: "Reverse: red cat sun ... ->" -> " ... sun cat red"; 8-24 distinct words.</item>
-/// <item>lookup: "Table: cat3 sun7 ... Find: sun cat sun ->" -> " sun7 cat3 sun7"; 4-8 keys, 4-12 queries.</item>
+/// <item>lookup: "Table: cat=3 sun=7 ... Find: sun cat sun ->" -> " sun=7 cat=3 sun=7"; 4-8 keys, 4-12 queries.</item>
 /// </list>
-/// Sorting was tried and left out: every slot of a sorted list depends on the ones before it, so a small dLLM
-/// decodes it about one token per forward and loses accuracy when pushed (docs/benchmarks.md).
+/// Sorting is not an evaluated kind: every slot of a sorted list depends on the ones before it, so a small dLLM
+/// decodes it about one token per forward and loses accuracy when pushed (docs/benchmarks.md). It stays in the
+/// pre-training text as a <see cref="Scaffolds">scaffold</see>.
 /// </summary>
 internal static class TaskKinds
 {
     // Item lists first: static fields initialise in text order, and the kinds below read them.
     /// <summary>
-    /// 32 common story words, each one BPE token. Fewer distinct items make copying learnable sooner: a 0.9 M-parameter
-    /// model reaches 99% per-token accuracy on copy and reverse in 1500 steps with these 32, and 37-53% with 64
-    /// (docs/benchmarks.md).
+    /// 32 common story words, each one BPE token. Copying is learned by an AR model in an abrupt transition (an
+    /// induction head forms); fewer distinct items bring it sooner: with 64 words a 0.9 M-parameter model still copied
+    /// 15-47% of tokens at 1000-1500 steps, with these 32 it copies 93-99% by 1500-2000 steps (docs/benchmarks.md,
+    /// "Demo models").
     /// </summary>
     public static readonly string[] Words =
     [
@@ -46,14 +48,24 @@ internal static class TaskKinds
         "star", "hat", "box", "cup",
     ];
 
+    public static readonly string[] Letters = "abcdefghijklmnopqrstuvwxyz".Select(c => c.ToString()).ToArray();
+
+    /// <summary>The evaluated kinds: in the pre-training text, the SFT tasks and the held-out tests.</summary>
     public static IReadOnlyList<ITaskKind> All { get; } = [ListTask.Copy, ListTask.Reverse, new LookupTask()];
+
+    /// <summary>
+    /// Kinds only in the pre-training text. Sorting letters is learned in a few hundred steps, long before copying,
+    /// and every AR run that learned to copy within 2000 steps had it in its text (none without it did, though those
+    /// also lacked the "=" of <see cref="LookupTask"/>; docs/benchmarks.md, "Demo models").
+    /// </summary>
+    public static IReadOnlyList<ITaskKind> Scaffolds { get; } = [ListTask.Sort];
 
     public static IReadOnlyList<string> Names { get; } = All.Select(k => k.Name).ToArray();
 
     /// <exception cref="DllmException">No kind has that name.</exception>
     public static ITaskKind Find(string name) =>
-        All.FirstOrDefault(k => k.Name == name)
-        ?? throw new DllmException($"unknown demo task kind '{name}' (known: {string.Join(", ", Names)})");
+        All.Concat(Scaffolds).FirstOrDefault(k => k.Name == name)
+        ?? throw new DllmException($"unknown demo task kind '{name}' (known: {string.Join(", ", All.Concat(Scaffolds).Select(k => k.Name))})");
 
     /// <summary>An endless stream of tasks of one kind; each kind gets its own sub-stream of the seed.</summary>
     /// <exception cref="DllmException">No kind has that name (thrown at the call, not on enumeration).</exception>
@@ -68,11 +80,15 @@ internal static class TaskKinds
     }
 }
 
-/// <summary>copy and reverse: a list of distinct words in (8 to 24 of the 32), the same words out in some order.</summary>
+/// <summary>
+/// copy and reverse: a list of distinct words in (8 to 24 of the 32), the same words out in some order; sort (the
+/// scaffold): 6 to 14 distinct letters in, alphabetical order out.
+/// </summary>
 internal sealed class ListTask(string name, string verb, string[] items, int min, int max, Func<List<string>, IEnumerable<string>> order) : ITaskKind
 {
     public static ListTask Copy { get; } = new("copy", "Copy", TaskKinds.Words, 8, 24, l => l);
     public static ListTask Reverse { get; } = new("reverse", "Reverse", TaskKinds.Words, 8, 24, l => Enumerable.Reverse(l));
+    public static ListTask Sort { get; } = new("sort", "Sort", TaskKinds.Letters, 6, 14, l => l.Order(StringComparer.Ordinal));
 
     public string Name => name;
 
@@ -84,9 +100,10 @@ internal sealed class ListTask(string name, string verb, string[] items, int min
 }
 
 /// <summary>
-/// lookup: a table of word keys, each written with its digit value, then the keys to look up (repeats allowed);
-/// the answer lists each asked key with its value, so every entry is checkable on its own. The digit follows its
-/// key directly ("cat3", two tokens), so finding a value is the same one-step lookup as copying a list.
+/// lookup: a table of word keys with digit values ("cat=3"), then the keys to look up (repeats allowed); the answer
+/// lists each asked key with its value, so every entry is checkable on its own. The "=" matters for learning: with
+/// the value written straight after its key ("cat3") none of three AR runs learned lookup, copy or reverse within
+/// 1200-2000 steps; with it, copying was learned by 1500-2500 steps in every run (docs/benchmarks.md, "Demo models").
 /// </summary>
 internal sealed class LookupTask : ITaskKind
 {
@@ -97,7 +114,7 @@ internal sealed class LookupTask : ITaskKind
         var keys = rng.Sample(TaskKinds.Words, rng.Between(4, 8));
         var values = keys.ToDictionary(k => k, _ => rng.NextBelow(10));
         var asked = Enumerable.Range(0, rng.Between(4, 12)).Select(_ => rng.Pick(keys)).ToList();
-        var table = string.Join(' ', keys.Select(k => $"{k}{values[k]}"));
-        return new DemoTask(Name, $"Table: {table}. Find: {string.Join(' ', asked)} ->", " " + string.Join(' ', asked.Select(k => $"{k}{values[k]}")));
+        var table = string.Join(' ', keys.Select(k => $"{k}={values[k]}"));
+        return new DemoTask(Name, $"Table: {table}. Find: {string.Join(' ', asked)} ->", " " + string.Join(' ', asked.Select(k => $"{k}={values[k]}")));
     }
 }

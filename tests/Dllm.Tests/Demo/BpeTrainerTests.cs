@@ -135,12 +135,12 @@ public sealed class BpeTrainerTests(DemoFixture data)
     [InlineData("lookup")]
     public void EveryTaskItemIsOneTokenSoAnswersAreAsLongAsTheirItemCount(string kind)
     {
-        // What the demo's TPF figures rest on: a copy of n words is n tokens (lookup: key and digit per entry), plus EOS.
+        // What the demo's TPF figures rest on: a copy of n words is n tokens (lookup: key, "=" and digit per entry), plus EOS.
         TextTokenizer tokenizer = data.Tokenizer;
         foreach (DemoTask task in SyntheticCorpus.Tasks(kind, 300, 31))
         {
             var items = task.Answer.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length;
-            Assert.Equal(kind == "lookup" ? 2 * items : items, tokenizer.Encode(task.Answer, addSpecialTokens: false).Count);
+            Assert.Equal(kind == "lookup" ? 3 * items : items, tokenizer.Encode(task.Answer, addSpecialTokens: false).Count);
         }
     }
 
@@ -157,7 +157,7 @@ public sealed class BpeTrainerTests(DemoFixture data)
         {
             // Prompt and answer together fit the demo's 128-token training windows with room to spare.
             Assert.InRange(tokenizer.Encode(task.Prompt).Count, 8, 64);
-            Assert.InRange(tokenizer.Encode(task.Answer).Count, 8, 25);
+            Assert.InRange(tokenizer.Encode(task.Answer).Count, 8, 40);
         }
     }
 

@@ -72,11 +72,11 @@ public sealed class SyntheticCorpusTests(DemoFixture data)
     [Theory]
     [InlineData("copy", 8, 24)]
     [InlineData("reverse", 8, 24)]
-    [InlineData("lookup", 8, 24)]
+    [InlineData("lookup", 12, 36)]
     public void AnswersAreLongAndSpanTheDocumentedLengths(string kind, int shortest, int longest)
     {
-        // Items are one token each (lookup: key and digit), so these are answer lengths in tokens too.
-        var lengths = SyntheticCorpus.Tasks(kind, 2000, 3).Select(t => (kind == "lookup" ? 2 : 1) * t.Answer.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length).ToHashSet();
+        // Items are one token each (lookup: key, "=" and digit), so these are answer lengths in tokens too.
+        var lengths = SyntheticCorpus.Tasks(kind, 2000, 3).Select(t => (kind == "lookup" ? 3 : 1) * t.Answer.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length).ToHashSet();
         Assert.Equal(shortest, lengths.Min());
         Assert.Equal(longest, lengths.Max());
     }
@@ -115,7 +115,7 @@ public sealed class SyntheticCorpusTests(DemoFixture data)
         DemoCorpusOptions options = DemoFixture.Options;
         DemoCorpusSummary summary = data.Summary;
         List<string> train = data.TrainDocuments, valid = SyntheticCorpus.ParseDocuments(data.ValidText);
-        int total = options.Stories + SyntheticCorpus.Kinds.Count * options.TasksPerKind;
+        int total = options.Stories + (SyntheticCorpus.Kinds.Count + SyntheticCorpus.ScaffoldKinds.Count) * options.TasksPerKind;
 
         // Counted independently of the parser: one separator line per document, and the file ends with one.
         Assert.Equal(train.Count, data.TrainText.Split('\n').Count(line => line == SyntheticCorpus.DocumentSeparator));
@@ -126,7 +126,15 @@ public sealed class SyntheticCorpusTests(DemoFixture data)
         Assert.Equal((int)Math.Round(total * options.ValidationFraction), valid.Count);
         Assert.Equal(options.Stories, train.Concat(valid).Count(IsStory));
         Assert.Equal(summary.TrainStories, train.Count(IsStory));
-        Assert.Equal(summary.ValidTasks, valid.Count(d => !IsStory(d)));
+        Assert.Equal(summary.ValidTasks, valid.Count(d => !IsStory(d) && !IsScaffold(d)));
+        // The scaffold (sorting letters) is pre-training text only: TasksPerKind of it, each one correct.
+        Assert.Equal(options.TasksPerKind, train.Concat(valid).Count(IsScaffold));
+        foreach (string sort in train.Where(IsScaffold))
+        {
+            var m = Regex.Match(sort, @"^Sort: ([a-z](?: [a-z]){5,13}) -> ([a-z](?: [a-z]){5,13})$");
+            Assert.True(m.Success, sort);
+            Assert.Equal(m.Groups[1].Value.Split(' ').Order(StringComparer.Ordinal), m.Groups[2].Value.Split(' '));
+        }
         Assert.Contains(train, d => d.Contains('\n')); // some stories have paragraphs, and they survive the layout
         Assert.Equal(new FileInfo(data.CorpusFile(SyntheticCorpus.TrainFile)).Length, summary.TrainBytes);
         Assert.Equal(new FileInfo(data.CorpusFile(SyntheticCorpus.ValidFile)).Length, summary.ValidBytes);
@@ -134,7 +142,8 @@ public sealed class SyntheticCorpusTests(DemoFixture data)
         // tasks_train.jsonl lists exactly the task documents of train.txt, in file order.
         List<DemoTask> tasks = ReadTasks(data.CorpusFile(SyntheticCorpus.TrainTasksFile));
         Assert.Equal(summary.TrainTasks, tasks.Count);
-        Assert.Equal(train.Where(d => !IsStory(d)), tasks.Select(t => t.Prompt + t.Answer));
+        Assert.Equal(train.Where(d => !IsStory(d) && !IsScaffold(d)), tasks.Select(t => t.Prompt + t.Answer));
+        Assert.DoesNotContain(tasks, t => t.Prompt.StartsWith("Sort: ", StringComparison.Ordinal));
         Assert.Equal(summary.TestTasks, ReadTasks(data.CorpusFile(SyntheticCorpus.TestTasksFile)).Count);
     }
 
@@ -224,15 +233,17 @@ public sealed class SyntheticCorpusTests(DemoFixture data)
             Assert.Equal(words.Length, words.Distinct().Count());
             return " " + string.Join(' ', m.Groups[1].Value == "Copy" ? words : words.Reverse());
         }
-        if ((m = Regex.Match(prompt, @"^Table: ([a-z]+\d(?: [a-z]+\d){3,7})\. Find: ([a-z]+(?: [a-z]+){3,11}) ->$")).Success)
+        if ((m = Regex.Match(prompt, @"^Table: ([a-z]+=\d(?: [a-z]+=\d){3,7})\. Find: ([a-z]+(?: [a-z]+){3,11}) ->$")).Success)
         {
-            var values = m.Groups[1].Value.Split(' ').ToDictionary(p => p[..^1], p => p[^1..]); // throws on a repeated key
-            return " " + string.Join(' ', m.Groups[2].Value.Split(' ').Select(k => k + values[k]));
+            var values = m.Groups[1].Value.Split(' ').ToDictionary(p => p[..^2], p => p[^1..]); // throws on a repeated key
+            return " " + string.Join(' ', m.Groups[2].Value.Split(' ').Select(k => k + "=" + values[k]));
         }
         throw new Xunit.Sdk.XunitException($"prompt in no known format: '{prompt}'");
     }
 
-    private static bool IsStory(string document) => !Regex.IsMatch(document, "^(Copy|Reverse|Table): ");
+    private static bool IsStory(string document) => !Regex.IsMatch(document, "^(Copy|Reverse|Table|Sort): ");
+
+    private static bool IsScaffold(string document) => document.StartsWith("Sort: ", StringComparison.Ordinal);
 
     private static List<DemoTask> ReadTasks(string path) =>
         File.ReadAllLines(path).Select(line =>
