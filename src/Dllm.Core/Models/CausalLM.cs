@@ -13,38 +13,33 @@ namespace Dllm.Models;
 /// weights with different masks, and one model can serve many requests. Submodule names equal the
 /// checkpoint's tensor names ("model.layers.3.mlp.up_proj.weight"), so loading is a name-for-name copy.
 /// </summary>
-public sealed class CausalLM : nn.Module
+/// <remarks>
+/// This class holds what every family shares (the defaults and checks of the arguments, the rotary
+/// angles, the cache commit, the LM head); each family file (<see cref="Llama"/>,
+/// <see cref="LLaDA2Moe"/>) holds its whole module tree and its decoder stack.
+/// </remarks>
+public abstract class CausalLM : nn.Module
 {
-    private readonly Backbone _model;
-    private readonly Linear? _lmHead;
     private readonly Rotary _rotary;
 
-    internal CausalLM(ModelConfig config, Backbone backbone, Placement at) : base(nameof(CausalLM))
+    private protected CausalLM(string name, ModelConfig config, Placement at) : base(name)
     {
         Config = config;
         Placement = at;
-        _model = backbone;
         _rotary = new Rotary(config);
-        register_module("model", _model);
-        if (!config.TieWordEmbeddings)
-        {
-            _lmHead = new Linear(config.HiddenSize, config.VocabSize, false, at);
-            register_module("lm_head", _lmHead);
-        }
     }
-
-    // Children are registered by hand under their checkpoint names; stop TorchSharp from also
-    // registering the backing fields by reflection.
-    protected override void RegisterComponents() { }
 
     public ModelConfig Config { get; }
     public Placement Placement { get; }
-    public Embedding Embeddings => _model.Embed;
-    public Parameter OutputWeight => _lmHead?.Weight ?? _model.Embed.Weight;
-    public IReadOnlyList<DecoderLayer> Layers => _model.Layers;
+
+    /// <summary>The token embedding table [V, H].</summary>
+    public abstract Embedding Embeddings { get; }
+
+    /// <summary>The LM head [V, H]: lm_head.weight, or the embedding table when the two are tied.</summary>
+    public abstract Parameter OutputWeight { get; }
 
     /// <summary>Token embeddings [B, T, H] (so callers can perturb them, e.g. masked-embedding noise).</summary>
-    public Tensor Embed(Tensor tokens) => _model.Embed.forward(tokens);
+    public Tensor Embed(Tensor tokens) => Embeddings.forward(tokens);
 
     /// <summary>
     /// tokens [B, T] -> fp32 logits [B, T', V] where T' = T, or <paramref name="logitsForLast"/> when &gt; 0.
@@ -90,38 +85,29 @@ public sealed class CausalLM : nn.Module
         var (cos, sin) = _rotary.Angles(positions, embeddings.dtype);
         var ctx = new LayerContext(cos, sin, AttentionKernel.FoldMask(mask4, Config.QueriesPerKvHead), cache);
 
-        var h = embeddings;
-        foreach (var layer in _model.Layers) h = layer.Forward(h, ctx);
-        h = _model.Norm.forward(h);
+        var h = Decode(embeddings, ctx);
         cache?.Commit(commit < 0 ? t : Math.Min(commit, t));
         return h.MoveToOuterDisposeScope();
     }
 
     /// <summary>fp32 logits [.., V] from final hidden states.</summary>
     public Tensor Logits(Tensor hidden) => nn.functional.linear(hidden, OutputWeight).to_type(ScalarType.Float32);
+
+    /// <summary>The family's decoder stack: h [B, T, H] through every layer, then the final norm.</summary>
+    private protected abstract Tensor Decode(Tensor h, LayerContext ctx);
 }
 
-/// <summary>The "model." part: embeddings, decoder layers and the final norm.</summary>
-internal sealed class Backbone : nn.Module
+/// <summary>Builds the module tree of a config's family, with the family's tensor names. Parameters are uninitialised.</summary>
+public static class ModelFactory
 {
-    public Backbone(string embeddingName, Embedding embed, IEnumerable<DecoderLayer> layers, RmsNorm norm) : base(nameof(Backbone))
+    public static CausalLM Create(ModelConfig config, Placement at)
     {
-        Embed = embed;
-        var list = layers.ToArray();
-        Layers = list;
-        LayerList = new TorchSharp.Modules.ModuleList<DecoderLayer>(list);
-        Norm = norm;
-        register_module(embeddingName, Embed);
-        register_module("layers", LayerList);
-        register_module("norm", Norm);
+        Runtime.TorchRuntime.EnsureLoaded();
+        return config.Family switch
+        {
+            ModelFamily.Llama or ModelFamily.Qwen2 or ModelFamily.Qwen3 => new Llama(config, at),
+            ModelFamily.BailingMoe => new LLaDA2Moe(config, at),
+            _ => throw new DllmException($"no model class for family {config.Family}"),
+        };
     }
-
-    // Children are registered by hand under their checkpoint names; stop TorchSharp from also
-    // registering the backing fields by reflection.
-    protected override void RegisterComponents() { }
-
-    public Embedding Embed { get; }
-    public TorchSharp.Modules.ModuleList<DecoderLayer> LayerList { get; }
-    public IReadOnlyList<DecoderLayer> Layers { get; }
-    public RmsNorm Norm { get; }
 }

@@ -53,7 +53,7 @@ public class BailingDefaultsTests
         var json = TinyConfigs.Json("llada2");
         json["norm_topk_prob"] = false;
         var config = ModelConfigReader.Read(json.ToJsonString());
-        using var router = new MoeRouter(config, Placement.Cpu32);
+        using var router = new LLaDA2MoeRouter(config, Placement.Cpu32);
         using var scope = NewDisposeScope();
         using (no_grad()) router.Weight.normal_(0, 1, new Generator(3));
         var (weights, _) = router.Route(randn(5, config.HiddenSize, generator: new Generator(4)));

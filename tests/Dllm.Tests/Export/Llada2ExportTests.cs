@@ -47,7 +47,9 @@ public class Llada2ExportTests
         using var b = LoadedModel.Load(dir.File("out"));
         Assert.Equal(ModelConfigReader.LLaDA2Architecture, b.Model.Config.Architecture);
         Assert.Equal(ModelFamily.BailingMoe, b.Model.Config.Family);
-        Assert.All(b.Model.Layers, l => Assert.IsType<SwiGlu>(l.Ffn));
+        var mlps = b.Model.named_modules().Where(m => m.name.EndsWith(".mlp", StringComparison.Ordinal)).ToList();
+        Assert.Equal(b.Model.Config.NumLayers, mlps.Count);
+        Assert.All(mlps, m => Assert.IsType<SwiGlu>(m.module));
         Assert.Equal(a.MaskTokenId, b.MaskTokenId);
         Assert.Equal(report.MaskTokenId, b.MaskTokenId);
         Assert.Equal(a.StopTokenIds, b.StopTokenIds);

@@ -1,4 +1,4 @@
-using Dllm.Models.Layers;
+using Dllm.Models;
 using Dllm.Runtime;
 using static TorchSharp.torch;
 
@@ -16,7 +16,8 @@ public class MoeBlockTests
         using var model = TinyConfigs.Model(arch, seed: 3);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var moe = (MoeBlock)model.Layers[1].Ffn;
+        // Layer 0 is dense (first_k_dense_replace = 1); layer 1 is the first sparse one.
+        var moe = (LLaDA2MoeSparseBlock)model.named_modules().Single(m => m.name == "model.layers.1.mlp").module;
         var settings = model.Config.Moe!;
         // A bias large enough to change which experts win, to prove it steers choice but not weights.
         moe.Router.ExpertBias.copy_(linspace(-0.3, 0.3, settings.NumExperts));
