@@ -87,3 +87,30 @@ public static class LabelPositions
         _ => throw new DllmException($"labels must be 'same' or 'shift', got '{name}'"),
     };
 }
+
+/// <summary>The transformer families we can run: Llama, Qwen2 and Qwen3 run as Models/Llama.cs, BailingMoe as Models/LLaDA2Moe.cs.</summary>
+public enum ModelFamily
+{
+    /// <summary>LlamaForCausalLM: RMSNorm, RoPE, SwiGLU, GQA, optional attention bias.</summary>
+    Llama,
+    /// <summary>Qwen2ForCausalLM: Llama plus q/k/v bias.</summary>
+    Qwen2,
+    /// <summary>Qwen3ForCausalLM: Llama plus per-head q/k RMSNorm before RoPE, explicit head_dim.</summary>
+    Qwen3,
+    /// <summary>BailingMoeV2ForCausalLM (Ling 2.0) and LLaDA2MoeModelLM (LLaDA2.0): fused QKV, partial rotary, sigmoid-routed MoE.</summary>
+    BailingMoe,
+}
+
+/// <summary>
+/// HF <c>rope_scaling</c>. Supported: "default" (none), "linear" (positions divided by factor) and
+/// "llama3" (frequency-dependent interpolation of Llama 3.1). Others fail at load time.
+/// </summary>
+public sealed record RopeScaling(
+    string Type,
+    double Factor = 1.0,
+    double LowFreqFactor = 1.0,
+    double HighFreqFactor = 4.0,
+    int OriginalMaxPositionEmbeddings = 8192)
+{
+    public static readonly string[] Supported = ["default", "linear", "llama3"];
+}

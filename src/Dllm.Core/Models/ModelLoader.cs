@@ -60,3 +60,10 @@ public static class ModelLoader
             throw new DllmException($"{directory}: checkpoint has {unexpected.Count} tensor(s) this {config.Architecture} config does not use, e.g. '{string.Join("', '", unexpected.Take(3))}'");
     }
 }
+
+/// <summary>How to place a loaded model. DType null keeps fp32 on CPU (exact reference numerics).</summary>
+public sealed record LoadOptions(string Device = "cpu", string? DType = null)
+{
+    public Device ResolveDevice() => TorchRuntime.ParseDevice(Device);
+    public ScalarType ResolveDType() => DType is null ? ScalarType.Float32 : TorchRuntime.ParseDType(DType);
+}
