@@ -26,7 +26,7 @@ public abstract class CausalLM : nn.Module
     {
         Config = config;
         Placement = at;
-        _rotary = new Rotary(config);
+        _rotary = new Rotary(config, at.Device);
     }
 
     public ModelConfig Config { get; }
@@ -92,6 +92,12 @@ public abstract class CausalLM : nn.Module
 
     /// <summary>fp32 logits [.., V] from final hidden states.</summary>
     public Tensor Logits(Tensor hidden) => nn.functional.linear(hidden, OutputWeight).to_type(ScalarType.Float32);
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing) _rotary.Dispose();
+        base.Dispose(disposing);
+    }
 
     /// <summary>The family's decoder stack: h [B, T, H] through every layer, then the final norm.</summary>
     private protected abstract Tensor Decode(Tensor h, LayerContext ctx);

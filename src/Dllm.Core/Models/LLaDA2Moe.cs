@@ -130,7 +130,7 @@ internal sealed class LLaDA2MoeAttention : nn.Module
 
 /// <summary>
 /// The sparse MLP: routed SwiGLU experts (their weighted sum in fp32) plus unscaled shared expert(s).
-/// Tokens are grouped by expert so each expert runs once per forward on the rows routed to it.
+/// Tokens are grouped by expert so each expert runs once per forward, on the rows routed to it only.
 /// </summary>
 internal sealed class LLaDA2MoeSparseBlock : nn.Module<Tensor, Tensor>
 {
@@ -160,24 +160,21 @@ internal sealed class LLaDA2MoeSparseBlock : nn.Module<Tensor, Tensor>
         using var scope = NewDisposeScope();
         var shape = x.shape;
         var flat = x.reshape(-1, shape[^1]);                                     // [N, H]
-        var n = flat.shape[0];
         var (weights, experts) = _router.Route(flat);                             // [N, k]
-        var assignment = experts.reshape(-1);                                     // [N*k]
-        var tokenOf = arange(n, device: x.device).repeat_interleave(_topK);      // [N*k]
+        // Sort the N*k (token, expert) pairs by expert, so each expert's rows are one contiguous run.
+        var assignment = experts.reshape(-1);                                     // [N*k], pair i is token i / k
         var order = assignment.argsort();
+        var rows = order.div(_topK, rounding_mode: RoundingMode.floor);           // token of each sorted pair
+        // The forward's one read back to the host, unavoidable for a sparse MoE without a grouped-matmul
+        // kernel: the run lengths, so each expert multiplies only its own rows.
         var counts = assignment.bincount(null, _experts.Count).cpu().data<long>().ToArray();
-        var sortedTokens = tokenOf.index_select(0, order);
-        var sortedWeights = weights.reshape(-1).index_select(0, order).unsqueeze(1);
-        var routed = zeros(n, shape[^1], dtype: ScalarType.Float32, device: x.device);
+        var inputs = flat.index_select(0, rows);                                  // [N*k, H], grouped by expert
+        var outputs = new List<Tensor>(_experts.Count);
         long start = 0;
-        for (var e = 0; e < counts.Length; e++)
-        {
-            if (counts[e] == 0) continue;
-            var rows = sortedTokens.narrow(0, start, counts[e]);
-            var y = _experts[e].forward(flat.index_select(0, rows)).to_type(ScalarType.Float32);
-            routed.index_add_(0, rows, y * sortedWeights.narrow(0, start, counts[e]), 1);
-            start += counts[e];
-        }
+        for (var e = 0; e < counts.Length; start += counts[e], e++)
+            if (counts[e] > 0) outputs.Add(_experts[e].forward(inputs.narrow(0, start, counts[e])));
+        var mixed = cat(outputs, 0).to_type(ScalarType.Float32) * weights.reshape(-1).index_select(0, order).unsqueeze(1);
+        var routed = zeros(flat.shape[0], shape[^1], dtype: ScalarType.Float32, device: x.device).index_add_(0, rows, mixed, 1);
         var output = routed.to_type(x.dtype);
         if (_shared is not null) output = output + _shared.forward(flat);
         return output.reshape(shape).MoveToOuterDisposeScope();

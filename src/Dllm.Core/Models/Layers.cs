@@ -107,21 +107,20 @@ public sealed class SwiGlu : nn.Module<Tensor, Tensor>
 /// <c>rotaryDim</c> dims of each head (partial rotary when smaller than head_dim).
 /// Not a Module: its frequencies are derived from the config, not checkpoint tensors.
 /// </summary>
-public sealed class Rotary
+public sealed class Rotary : IDisposable
 {
-    private readonly double[] _invFreq;
-    public int RotaryDim { get; }
+    // Made once on the model's device: uploading it in every forward would be a host-to-device copy per forward.
+    private readonly Tensor _invFreq;   // [rotaryDim / 2] fp32
 
-    public Rotary(ModelConfig config)
+    public Rotary(ModelConfig config, Device device)
     {
-        RotaryDim = config.RotaryDim;
-        _invFreq = InverseFrequencies(config.RotaryDim, config.RopeTheta, config.RopeScaling);
+        var inv = InverseFrequencies(config.RotaryDim, config.RopeTheta, config.RopeScaling);
+        using var scope = NewDisposeScope();
+        _invFreq = tensor(inv, dtype: ScalarType.Float64, device: device).to_type(ScalarType.Float32).DetachFromDisposeScope();
     }
 
-    public IReadOnlyList<double> InverseFrequency => _invFreq;
-
     /// <summary>inv_freq[j] = theta^(-2j/d), then the config's rope_scaling rule.</summary>
-    public static double[] InverseFrequencies(int rotaryDim, double theta, RopeScaling? scaling)
+    private static double[] InverseFrequencies(int rotaryDim, double theta, RopeScaling? scaling)
     {
         var half = rotaryDim / 2;
         var inv = new double[half];
@@ -154,7 +153,7 @@ public sealed class Rotary
     public (Tensor Cos, Tensor Sin) Angles(Tensor positions, ScalarType dtype)
     {
         using var scope = NewDisposeScope();
-        var inv = tensor(_invFreq, dtype: ScalarType.Float64, device: positions.device).to_type(ScalarType.Float32);
+        var inv = _invFreq.to(positions.device);                                   // no copy when already there
         var freqs = positions.to_type(ScalarType.Float32).unsqueeze(-1) * inv;   // [B, T, d/2]
         var emb = cat([freqs, freqs], -1).unsqueeze(1);                           // [B, 1, T, d]
         var cos = emb.cos().to_type(dtype);
@@ -174,6 +173,8 @@ public sealed class Rotary
         var result = d == x.shape[^1] ? outRot : cat([outRot, x.narrow(-1, d, x.shape[^1] - d)], -1);
         return result.MoveToOuterDisposeScope();
     }
+
+    public void Dispose() => _invFreq.Dispose();
 }
 
 /// <summary>
