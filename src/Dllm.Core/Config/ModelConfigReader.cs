@@ -21,8 +21,6 @@ public static class ModelConfigReader
         [LLaDA2Architecture] = ModelFamily.BailingMoe,
     };
 
-    public static IReadOnlyCollection<string> SupportedArchitectures => Architectures.Keys;
-
     public static ModelConfig ReadDirectory(string directory)
     {
         if (!Directory.Exists(directory))

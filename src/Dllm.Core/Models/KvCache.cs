@@ -45,13 +45,6 @@ public sealed class KvCache : IDisposable
     /// <summary>Makes the first <paramref name="count"/> positions of the last forward permanent.</summary>
     internal void Commit(long count) => Length += count;
 
-    /// <summary>Forgets positions past <paramref name="length"/> (rolls the cache back).</summary>
-    public void Truncate(long length)
-    {
-        if (length < 0 || length > Length) throw new ArgumentOutOfRangeException(nameof(length));
-        Length = length;
-    }
-
     /// <summary>Keeps only the given batch rows (sequences that finished leave the batch).</summary>
     public void KeepRows(long[] rows)
     {

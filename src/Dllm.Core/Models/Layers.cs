@@ -35,7 +35,6 @@ public sealed class Linear : nn.Module<Tensor, Tensor>
     }
 
     public Parameter Weight => weight;
-    public Parameter? Bias => bias;
 
     public override Tensor forward(Tensor x) => nn.functional.linear(x, weight, bias);
 }

@@ -80,9 +80,6 @@ internal sealed class TextPattern
         _literal is not null
             ? (_literal.Length == 0 ? text : text.Replace(_literal, content, StringComparison.Ordinal))
             : _regex!.Replace(text, _ => content); // the evaluator keeps "$1" in content literal, as HF does
-
-    /// <summary>The pattern as a regex, for splitting.</summary>
-    public Regex ToRegex(string path) => _regex ?? HfRegex.Create(Regex.Escape(_literal!), path);
 }
 
 /// <summary>Builds .NET regexes from the Oniguruma-style patterns in tokenizer.json.</summary>
