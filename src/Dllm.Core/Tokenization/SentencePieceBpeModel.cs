@@ -1,52 +1,40 @@
+using System.Text;
 using System.Text.Json.Nodes;
-using Microsoft.ML.Tokenizers;
 
 namespace Dllm.Tokenization;
 
 /// <summary>
-/// SentencePiece-style BPE (Llama-2, Mistral, llama2.c imports): pieces with "▁" for spaces and
-/// "&lt;0xHH&gt;" byte-fallback tokens. The library's BpeTokenizer has no byte fallback, so we hand the
-/// vocabulary to its SentencePieceTokenizer as a synthesized ModelProto.
+/// SentencePiece-style BPE (Llama-2, Mistral, llama2.c imports) as HF's tokenizers library runs it:
+/// pieces spell spaces "▁"; a word starts as its characters, each character the vocabulary lacks
+/// becomes its UTF-8 bytes as "&lt;0xHH&gt;" tokens (byte fallback); then, while any adjacent pair is
+/// listed in "merges", the pair with the lowest rank merges (the leftmost of equal ranks).
 /// </summary>
-/// <remarks>How ranked merges become SentencePiece scores, and when that is exact: <see cref="SentencePieceVocabulary"/>.</remarks>
 internal sealed class SentencePieceBpeModel : ITokenModel
 {
-    private readonly SentencePieceTokenizer _sp;
     private readonly BpeModelJson _model;
     private readonly Metaspace? _metaspace;
+    private readonly Dictionary<(int Left, int Right), Merge> _merges;
+    private readonly int[] _byteIds; // the id of <0xHH> for each byte HH
+
+    /// <summary>A listed merge: its rank (lower merges first) and the id of the merged piece.</summary>
+    private readonly record struct Merge(int Rank, int Id);
 
     /// <summary>The Metaspace pre-tokenizer: spaces to "▁", a "▁" prefix, optional split before each "▁".</summary>
     private sealed record Metaspace(char Replacement, string PrependScheme, bool Split);
 
-    private SentencePieceBpeModel(SentencePieceTokenizer sp, BpeModelJson model, Metaspace? metaspace) =>
-        (_sp, _model, _metaspace) = (sp, model, metaspace);
+    private SentencePieceBpeModel(BpeModelJson model, Metaspace? metaspace, Dictionary<(int, int), Merge> merges, int[] byteIds) =>
+        (_model, _metaspace, _merges, _byteIds) = (model, metaspace, merges, byteIds);
 
     public IReadOnlyDictionary<string, int> Vocabulary => _model.Vocab;
 
     public string? IdToToken(int id) => (uint)id < (uint)_model.IdToToken.Length ? _model.IdToToken[id] : null;
 
-    public static SentencePieceBpeModel Create(
-        BpeModelJson model, JsonNode? preTokenizer, bool prependsSpace, IReadOnlyList<AddedToken> added, SpecialTokenNames names)
+    public static SentencePieceBpeModel Create(BpeModelJson model, JsonNode? preTokenizer)
     {
-        const string path = BpeModelJson.Path;
         Metaspace? metaspace = ParseMetaspace(preTokenizer); // first, so an unknown pre-tokenizer is named
         if (!model.ByteFallback)
-            throw JsonFields.Unsupported(path, "BPE without a ByteLevel pre-tokenizer and without byte_fallback");
-        if (Array.IndexOf(model.IdToToken, null) >= 0)
-            throw new DllmException($"{path}.vocab must use every id from 0 to {model.IdToToken.Length - 1}");
-        if (model.UnkToken is null || !model.Vocab.TryGetValue(model.UnkToken, out int unkId))
-            throw new DllmException($"{path}.unk_token must name a vocab token for byte-fallback BPE");
-        int byteBase = CheckByteTokens(model);
-
-        SentencePieceModelProto.Piece[] pieces = SentencePieceVocabulary.Build(model, byteBase, unkId, added.ToDictionary(t => t.Id));
-        var spec = new SentencePieceModelProto.Spec(
-            (unkId, model.UnkToken), Special(model, names.Bos), Special(model, names.Eos), Special(model, names.Pad),
-            ByteFallback: true, AddDummyPrefix: prependsSpace || metaspace is { PrependScheme: not "never" });
-
-        using var proto = new MemoryStream(SentencePieceModelProto.Write(pieces, spec));
-        // No BOS/EOS and no special tokens: the post-processor and AddedVocabulary own those.
-        SentencePieceTokenizer sp = SentencePieceTokenizer.Create(proto, addBeginningOfSentence: false, addEndOfSentence: false, specialTokens: null);
-        return new SentencePieceBpeModel(sp, model, metaspace);
+            throw JsonFields.Unsupported(BpeModelJson.Path, "BPE without a ByteLevel pre-tokenizer and without byte_fallback");
+        return new SentencePieceBpeModel(model, metaspace, RankMerges(model), ByteIds(model));
     }
 
     public void Encode(string text, bool atStart, List<int> ids)
@@ -80,26 +68,85 @@ internal sealed class SentencePieceBpeModel : ITokenModel
             ids.Add(whole);
             return;
         }
-        // The text is already normalised the HF way, so the library's own normalizer is bypassed.
-        ids.AddRange(_sp.EncodeToIds(word, addBeginningOfSentence: false, addEndOfSentence: false,
-            considerPreTokenization: false, considerNormalization: false));
+        int[] symbols = Symbols(word);
+        int n = symbols.Length;
+        // A doubly linked list over the symbols; a merge folds the right symbol into the left one.
+        var prev = new int[n];
+        var next = new int[n];
+        for (int i = 0; i < n; i++) (prev[i], next[i]) = (i - 1, i + 1 < n ? i + 1 : -1);
+        var alive = new bool[n];
+        Array.Fill(alive, true);
+
+        // Candidates by (rank, position): the lowest rank first, the leftmost of equal ranks. A candidate
+        // goes stale when either symbol merges with another neighbour; it then no longer names the pair
+        // that sits there and is skipped.
+        var queue = new PriorityQueue<(int At, int Id), (int Rank, int At)>();
+        void Offer(int at)
+        {
+            if (at >= 0 && next[at] >= 0 && _merges.TryGetValue((symbols[at], symbols[next[at]]), out Merge m))
+                queue.Enqueue((at, m.Id), (m.Rank, at));
+        }
+        for (int i = 0; i + 1 < n; i++) Offer(i);
+        while (queue.TryDequeue(out (int At, int Id) top, out _))
+        {
+            int at = top.At, right = next[at];
+            if (!alive[at] || right < 0
+                || !_merges.TryGetValue((symbols[at], symbols[right]), out Merge m) || m.Id != top.Id)
+                continue;
+            symbols[at] = m.Id;
+            alive[right] = false;
+            next[at] = next[right];
+            if (next[at] >= 0) prev[next[at]] = at;
+            Offer(prev[at]);
+            Offer(at);
+        }
+        for (int i = 0; i >= 0; i = next[i]) ids.Add(symbols[i]);
     }
 
-    private static (int, string?) Special(BpeModelJson model, string? token) =>
-        token is not null && model.Vocab.TryGetValue(token, out int id) ? (id, token) : (-1, null);
-
-    /// <summary>The library maps byte b to id(&lt;0x00&gt;) + b, so all 256 byte tokens must be there, in order.</summary>
-    private static int CheckByteTokens(BpeModelJson model)
+    /// <summary>One symbol per character in the vocabulary, else one per UTF-8 byte of it.</summary>
+    private int[] Symbols(string word)
     {
-        if (!model.Vocab.TryGetValue("<0x00>", out int byteBase))
-            throw new DllmException($"{BpeModelJson.Path}: byte_fallback is set but the vocab has no <0x00> token");
+        var symbols = new List<int>(word.Length);
+        Span<byte> utf8 = stackalloc byte[4];
+        foreach (Rune rune in word.EnumerateRunes())
+        {
+            if (_model.Vocab.TryGetValue(rune.ToString(), out int id))
+            {
+                symbols.Add(id);
+                continue;
+            }
+            int length = rune.EncodeToUtf8(utf8);
+            for (int b = 0; b < length; b++) symbols.Add(_byteIds[utf8[b]]);
+        }
+        return symbols.ToArray();
+    }
+
+    /// <summary>Each listed pair with its rank; as in HF, a pair listed twice keeps its last rank.</summary>
+    private static Dictionary<(int, int), Merge> RankMerges(BpeModelJson model)
+    {
+        var merges = new Dictionary<(int, int), Merge>(model.Merges.Count);
+        for (int rank = 0; rank < model.Merges.Count; rank++)
+        {
+            (string left, string right) = model.Merges[rank];
+            if (!model.Vocab.TryGetValue(left, out int leftId) || !model.Vocab.TryGetValue(right, out int rightId)
+                || !model.Vocab.TryGetValue(left + right, out int merged))
+                throw new DllmException($"{BpeModelJson.Path}.merges[{rank}]: ('{left}', '{right}') needs '{left}', '{right}' and '{left + right}' in the vocab");
+            merges[(leftId, rightId)] = new Merge(rank, merged);
+        }
+        return merges;
+    }
+
+    /// <summary>Byte fallback needs all 256 byte tokens; a vocabulary missing one is refused here rather than encoding to unk later.</summary>
+    private static int[] ByteIds(BpeModelJson model)
+    {
+        var ids = new int[256];
         for (int b = 0; b < 256; b++)
         {
             string token = $"<0x{b:X2}>";
-            if (!model.Vocab.TryGetValue(token, out int id) || id != byteBase + b)
-                throw new DllmException($"{BpeModelJson.Path}: byte-fallback tokens must be <0x00>..<0xFF> with consecutive ids; {token} is not at id {byteBase + b}");
+            if (!model.Vocab.TryGetValue(token, out ids[b]))
+                throw new DllmException($"{BpeModelJson.Path}: byte_fallback is set but the vocab has no {token} token");
         }
-        return byteBase;
+        return ids;
     }
 
     private static Metaspace? ParseMetaspace(JsonNode? node)

@@ -35,7 +35,7 @@ public sealed class TextTokenizer
         TokenizerConfig config = TokenizerConfig.Read(files);
         List<AddedToken> added = ReadAddedTokens(files.Tokenizer, config.AddedTokensDecoder);
         _normalizer = TextNormalizer.FromJson(files.Tokenizer["normalizer"], "tokenizer.json:normalizer");
-        _model = model ?? TokenModels.Create(files.Tokenizer, added, config.Names);
+        _model = model ?? TokenModels.Create(files.Tokenizer);
         _added = new AddedVocabulary(added, _normalizer);
         _decoder = TokenDecoder.FromJson(files.Tokenizer["decoder"], "tokenizer.json:decoder");
         _template = SpecialTokenTemplate.Build(files.Tokenizer["post_processor"], config, TokenToId);
