@@ -7,15 +7,11 @@ namespace Dllm.Tests.Data;
 
 public class TinyStoriesCorpusTests(ITestOutputHelper output)
 {
-    [Fact]
+    [SharedDataFact("stories260K/tok512.bin", "tinystories/sample.txt")]
     public void Sample_tokenizes_into_2316_documents_whose_tokens_add_up()
     {
-        if (Llama2cAssets.Imported is not TextTokenizer tokenizer || TestData.SharedData is null)
-        {
-            output.WriteLine(TestData.MissingMessage);
-            return;
-        }
-        string sample = Path.Combine(TestData.SharedData, "tinystories", "sample.txt");
+        TextTokenizer tokenizer = Llama2cAssets.Imported!;
+        string sample = TestData.Shared("tinystories/sample.txt");
         using var dir = new TempDirectory();
 
         using var corpus = TokenCorpus.Build([sample], tokenizer, dir.File("cache"), new CorpusOptions());

@@ -44,17 +44,16 @@ public class ConversationReaderTests
         Assert.False(pairs[1].RawPrompt);
     }
 
-    [Fact]
+    [SharedDataFact("chat/dpo_en_demo.json", "chat/v1_dpo_demo.jsonl", "gsm8k/train_500.jsonl")]
     public void ReadsTheSharedLlamaFactoryPreferenceFiles()
     {
-        if (TestData.SharedData is null) return;
-        var sharegpt = ConversationReader.ReadPreferences(Path.Combine(TestData.SharedData, "chat", "dpo_en_demo.json"));
+        var sharegpt = ConversationReader.ReadPreferences(TestData.Shared("chat/dpo_en_demo.json"));
         Assert.Equal(300, sharegpt.Count);
         Assert.All(sharegpt, p => Assert.Equal("user", p.Context[^1].Role));
-        var v1 = ConversationReader.ReadPreferences(Path.Combine(TestData.SharedData, "chat", "v1_dpo_demo.jsonl"));
+        var v1 = ConversationReader.ReadPreferences(TestData.Shared("chat/v1_dpo_demo.jsonl"));
         Assert.Equal(10, v1.Count);
         Assert.All(v1, p => Assert.NotEqual(p.Chosen, p.Rejected));
-        var gsm = ConversationReader.ReadSft(Path.Combine(TestData.SharedData, "gsm8k", "train_500.jsonl"));
+        var gsm = ConversationReader.ReadSft(TestData.Shared("gsm8k/train_500.jsonl"));
         Assert.Equal(500, gsm.Count);
         Assert.EndsWith("#### 72", gsm[0].Response);
     }

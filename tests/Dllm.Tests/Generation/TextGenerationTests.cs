@@ -10,15 +10,13 @@ public class TextGenerationTests
 
     private static LoadedModel Stories(TempDirectory dir)
     {
-        var folder = Path.Combine(TestData.SharedData!, "stories260K");
-        Dllm.Import.Llama2cImporter.Import(Path.Combine(folder, "stories260K.bin"), Path.Combine(folder, "tok512.bin"), dir.File("s"));
+        Dllm.Import.Llama2cImporter.Import(TestData.Shared("stories260K/stories260K.bin"), TestData.Shared("stories260K/tok512.bin"), dir.File("s"));
         return LoadedModel.Load(dir.File("s"));
     }
 
-    [Fact]
+    [SharedDataFact("stories260K/stories260K.bin", "stories260K/tok512.bin")]
     public void StreamedDeltasConcatenateToTheFinalTextAndStopStringsCutIt()
     {
-        if (TestData.SharedData is null) return;
         using var dir = new TempDirectory();
         using var model = Stories(dir);
         var request = new GenerationRequest { Prompt = "Once upon a time", Options = new DecodeOptions { MaxNewTokens = 60 } };
@@ -34,10 +32,9 @@ public class TextGenerationTests
         Assert.True(result.TokenIds.Length < full.TokenIds.Length);
     }
 
-    [Fact]
+    [SharedDataFact("stories260K/stories260K.bin", "stories260K/tok512.bin")]
     public void BatchOfPromptsEqualsEachPromptAlone()
     {
-        if (TestData.SharedData is null) return;
         using var dir = new TempDirectory();
         using var model = Stories(dir);
         string[] prompts = ["Once upon a time", "The dog", "Lily and Tom went to the big park to"];

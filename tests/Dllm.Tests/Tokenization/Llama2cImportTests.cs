@@ -8,10 +8,9 @@ public sealed class Llama2cImportTests(ITestOutputHelper output)
 {
     private const int StoryCount = 200;
 
-    [Fact]
+    [SharedDataFact("stories260K/tok512.bin", "tinystories/sample.txt")]
     public void ImportedTokenizerEncodesExactlyLikeLlama2c()
     {
-        if (Skip()) return;
         var reference = new Llama2cReferenceEncoder(Llama2cAssets.TokenizerBin!);
         TextTokenizer tokenizer = Llama2cAssets.Imported!;
         int tokens = 0;
@@ -25,10 +24,9 @@ public sealed class Llama2cImportTests(ITestOutputHelper output)
         output.WriteLine($"{StoryCount} stories + {Llama2cAssets.EdgeCases.Length} edge cases, {tokens} tokens, all equal");
     }
 
-    [Fact]
+    [SharedDataFact("stories260K/tok512.bin")]
     public void EdgeCasesExerciseByteFallbackAndMerges()
     {
-        if (Skip()) return;
         TextTokenizer tokenizer = Llama2cAssets.Imported!;
         // Guards the parity test against passing vacuously: these must take the byte path.
         IReadOnlyList<int> emoji = tokenizer.Encode("😀", addSpecialTokens: false);
@@ -37,10 +35,9 @@ public sealed class Llama2cImportTests(ITestOutputHelper output)
         Assert.Equal(new[] { 1 }, tokenizer.Encode(""));
     }
 
-    [Fact]
+    [SharedDataFact("stories260K/tok512.bin", "tinystories/sample.txt")]
     public void DecodeInvertsEncode()
     {
-        if (Skip()) return;
         TextTokenizer tokenizer = Llama2cAssets.Imported!;
         foreach (string text in Llama2cAssets.Stories(StoryCount).Concat(Llama2cAssets.EdgeCases))
             Assert.Equal(text, tokenizer.Decode(tokenizer.Encode(text), skipSpecialTokens: true));
@@ -48,11 +45,10 @@ public sealed class Llama2cImportTests(ITestOutputHelper output)
         Assert.Equal("<s> Hello", tokenizer.Decode(tokenizer.Encode("Hello")));
     }
 
-    [Fact]
+    [SharedDataFact("stories260K/tok512.bin", "stories260K/tok512.model", "tinystories/sample.txt")]
     public void ImportedTokenizerMatchesTheSentencePieceModelInMicrosoftMLTokenizers()
     {
-        if (Skip() || Llama2cAssets.SentencePieceModel is null) return;
-        using FileStream model = File.OpenRead(Llama2cAssets.SentencePieceModel);
+        using FileStream model = File.OpenRead(Llama2cAssets.SentencePieceModel!);
         LlamaTokenizer llama = LlamaTokenizer.Create(model, addBeginOfSentence: true);
         TextTokenizer tokenizer = Llama2cAssets.Imported!;
         int compared = 0;
@@ -70,10 +66,9 @@ public sealed class Llama2cImportTests(ITestOutputHelper output)
         Assert.True(compared > StoryCount);
     }
 
-    [Fact]
+    [SharedDataFact("stories260K/tok512.bin")]
     public void SpecialIdsAndConfigFollowLlama()
     {
-        if (Skip()) return;
         TextTokenizer tokenizer = Llama2cAssets.Imported!;
         Assert.Equal(512, tokenizer.VocabSize);
         Assert.Equal((1, 2, 0), (tokenizer.BosId, tokenizer.EosId, tokenizer.UnkId));
@@ -103,11 +98,4 @@ public sealed class Llama2cImportTests(ITestOutputHelper output)
 
     private static string SentencePieceWhitespace(string text) =>
         string.Join(' ', text.Split(' ', StringSplitOptions.RemoveEmptyEntries));
-
-    private bool Skip()
-    {
-        if (Llama2cAssets.TokenizerBin is not null) return false;
-        output.WriteLine(TestData.MissingMessage);
-        return true;
-    }
 }

@@ -1,15 +1,13 @@
 using System.Text.Json.Nodes;
 using Dllm.Tokenization;
-using Xunit.Abstractions;
 
 namespace Dllm.Tests.Tokenization;
 
-public sealed class SaveLoadTests(ITestOutputHelper output)
+public sealed class SaveLoadTests
 {
-    [Fact]
+    [SharedDataFact("stories260K/tok512.bin", "tinystories/sample.txt")]
     public void SaveThenLoadKeepsEncodingsAndJson()
     {
-        if (Skip()) return;
         TextTokenizer imported = Llama2cAssets.Imported!;
         using var first = new TempDirectory();
         using var second = new TempDirectory();
@@ -26,10 +24,9 @@ public sealed class SaveLoadTests(ITestOutputHelper output)
         Assert.Equal((imported.VocabSize, imported.BosId, imported.EosId, imported.UnkId), (loaded.VocabSize, loaded.BosId, loaded.EosId, loaded.UnkId));
     }
 
-    [Fact]
+    [SharedDataFact("stories260K/tok512.bin")]
     public void SaveKeepsFieldsItDoesNotUnderstand()
     {
-        if (Skip()) return;
         using var dir = new TempDirectory();
         Llama2cAssets.Imported!.Save(dir.Path);
         JsonObject config = Json(dir.File("tokenizer_config.json")).AsObject();
@@ -47,10 +44,9 @@ public sealed class SaveLoadTests(ITestOutputHelper output)
         Assert.Equal(loaded.ChatTemplate, saved["chat_template"]!.GetValue<string>());
     }
 
-    [Fact]
+    [SharedDataFact("stories260K/tok512.bin")]
     public void AddedMaskTokenSurvivesSaveAndLoad()
     {
-        if (Skip()) return;
         TextTokenizer original = Llama2cAssets.Imported!;
         TextTokenizer withMask = original.WithAddedSpecialToken("<|mask|>", out int maskId);
         Assert.Equal(512, maskId);
@@ -80,10 +76,9 @@ public sealed class SaveLoadTests(ITestOutputHelper output)
         Assert.Equal(2, eos);
     }
 
-    [Fact]
+    [SharedDataFact("stories260K/tok512.bin")]
     public void AddBosTokenFalseInConfigRemovesBos()
     {
-        if (Skip()) return;
         using var dir = new TempDirectory();
         Llama2cAssets.Imported!.Save(dir.Path);
         JsonObject config = Json(dir.File("tokenizer_config.json")).AsObject();
@@ -97,11 +92,4 @@ public sealed class SaveLoadTests(ITestOutputHelper output)
     }
 
     private static JsonNode Json(string path) => JsonNode.Parse(File.ReadAllText(path))!;
-
-    private bool Skip()
-    {
-        if (Llama2cAssets.TokenizerBin is not null) return false;
-        output.WriteLine(TestData.MissingMessage);
-        return true;
-    }
 }
