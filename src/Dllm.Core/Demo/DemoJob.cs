@@ -34,7 +34,7 @@ public sealed record DemoOptions
     public double CapWeight { get; init; } = 2.0;
     public long DpoSteps { get; init; }
     /// <summary>The block the model is converted to, fine-tuned and decoded at.</summary>
-    public int BlockSize { get; init; } = 32;
+    public int BlockSize { get; init; } = DiffusionSettings.DefaultBlockSize;
     public LabelPosition Labels { get; init; } = LabelPosition.Shift;
     /// <summary>The decoding threshold every diffusion stage is reported at.</summary>
     public double Threshold { get; init; } = 0.9;

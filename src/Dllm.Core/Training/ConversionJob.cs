@@ -13,7 +13,6 @@ public sealed record ConversionOptions
 {
     // Defaults sized so that a small model (stories260K) converts in minutes on 2 CPU cores.
     public const int DefaultSequenceLength = 128;
-    public const int DefaultBlockSize = DiffusionSettings.DefaultBlockSize;
     public const long DefaultSteps = 4000;
     public const int DefaultBatchSize = 16;
 
@@ -27,7 +26,7 @@ public sealed record ConversionOptions
     public string ScheduleKind { get; init; } = "wsd";
     public int SequenceLength { get; init; } = DefaultSequenceLength;
     /// <summary>Block size the decay phase ends at; recorded in config.json as the default decoding block.</summary>
-    public int BlockSize { get; init; } = DefaultBlockSize;
+    public int BlockSize { get; init; } = DiffusionSettings.DefaultBlockSize;
     public TrainerOptions Trainer { get; init; } = new();
     public bool DocumentMask { get; init; } = true;
     /// <summary>Which output predicts a masked token; recorded in config.json and honoured by every later verb.</summary>
