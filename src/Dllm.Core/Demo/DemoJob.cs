@@ -46,7 +46,7 @@ public sealed record DemoOptions
         Output = output,
         Seed = seed,
         Corpus = new DemoCorpusOptions(Stories: 600, TasksPerKind: 8000, TestTasksPerKind: 50, Seed: seed),
-        PretrainSteps = 1200,
+        PretrainSteps = 3000,
         ConvertSteps = 400,
         SftSteps = 300,
         DpoSteps = 60,

@@ -36,10 +36,10 @@ internal static class TaskKinds
 {
     // Item lists first: static fields initialise in text order, and the kinds below read them.
     /// <summary>
-    /// 32 common story words, each one BPE token. Copying is learned by an AR model in an abrupt transition (an
-    /// induction head forms); fewer distinct items bring it sooner: with 64 words a 0.9 M-parameter model still copied
-    /// 15-47% of tokens at 1000-1500 steps, with these 32 it copies 93-99% by 1500-2000 steps (docs/benchmarks.md,
-    /// "Demo models").
+    /// 32 common story words, each one BPE token. An AR model learns to copy in an abrupt transition (an induction
+    /// head forms) whose timing varies from run to run; fewer distinct items bring it sooner: with 64 words the demo's
+    /// 0.87 M-parameter model copied 47% of tokens at step 1500, with these 32 it copies 96-99.9% by 2000-3000 steps
+    /// (docs/benchmarks.md, "Demo models").
     /// </summary>
     public static readonly string[] Words =
     [
@@ -54,9 +54,9 @@ internal static class TaskKinds
     public static IReadOnlyList<ITaskKind> All { get; } = [ListTask.Copy, ListTask.Reverse, new LookupTask()];
 
     /// <summary>
-    /// Kinds only in the pre-training text. Sorting letters is learned in a few hundred steps, long before copying,
-    /// and every AR run that learned to copy within 2000 steps had it in its text (none without it did, though those
-    /// also lacked the "=" of <see cref="LookupTask"/>; docs/benchmarks.md, "Demo models").
+    /// Kinds only in the pre-training text. Sorting letters is learned in a few hundred steps, long before copying;
+    /// every AR run that learned to copy had it in its text. Whether it speeds the transition was not isolated
+    /// (docs/benchmarks.md, "Demo models").
     /// </summary>
     public static IReadOnlyList<ITaskKind> Scaffolds { get; } = [ListTask.Sort];
 
@@ -101,9 +101,9 @@ internal sealed class ListTask(string name, string verb, string[] items, int min
 
 /// <summary>
 /// lookup: a table of word keys with digit values ("cat=3"), then the keys to look up (repeats allowed); the answer
-/// lists each asked key with its value, so every entry is checkable on its own. The "=" matters for learning: with
-/// the value written straight after its key ("cat3") none of three AR runs learned lookup, copy or reverse within
-/// 1200-2000 steps; with it, copying was learned by 1500-2500 steps in every run (docs/benchmarks.md, "Demo models").
+/// lists each asked key with its value, so every entry is checkable on its own. It is the hard kind: the value needs
+/// a two-step lookup, and the demo's AR parent learns the keys but not the values within its budget, written
+/// "cat=3" or "cat3" alike (docs/benchmarks.md, "Demo models").
 /// </summary>
 internal sealed class LookupTask : ITaskKind
 {
