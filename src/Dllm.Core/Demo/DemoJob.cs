@@ -9,7 +9,8 @@ using Dllm.Training;
 namespace Dllm.Demo;
 
 /// <summary>
-/// Sizes of the embedded demo. <see cref="Full"/> fits in 10 minutes on 2 cores and <see cref="QuickRun"/> in 2;
+/// Sizes of the embedded demo. <see cref="Full"/> takes about 15 minutes on 2 cores (3000 AR steps: the copy transition
+/// needs 1500 to 3000+, depending on the seed) and <see cref="QuickRun"/> a few, as a smoke test of the pipeline;
 /// every figure is chosen from measurements (docs/benchmarks.md), and every one can be overridden for studies.
 /// </summary>
 public sealed record DemoOptions
