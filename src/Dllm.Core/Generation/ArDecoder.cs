@@ -30,11 +30,12 @@ public static class ArDecoder
         var stops = options.StopTokenIds.ToHashSet();
 
         using var cache = new KvCache(model.Config.NumLayers, batch.Width + maxNew);
-        using var noGrad = no_grad();
+        // Gradients are off per forward, never across a yield: the caller runs between steps with its own mode.
         Tensor? valid = null, nextPositions = null, logits = null;
         try
         {
             using (var scope = NewDisposeScope())
+            using (no_grad())
             {
                 var mask = AttentionMasks.WithPadding(AttentionMasks.Causal(batch.Width, device: batch.Tokens.device), batch.Valid);
                 logits = DecodeProfile.Prefill(profile, () => model.Forward(batch.Tokens, batch.Positions, mask, cache, logitsForLast: 1))
@@ -74,6 +75,7 @@ public static class ArDecoder
                 if (keep.Count == 0) break;
 
                 using (var scope = NewDisposeScope())
+                using (no_grad())
                 {
                     var rows = keep.ToArray();
                     var next = tensor(rows.Select(r => (long)tokens[r]).ToArray(), device: batch.Tokens.device).unsqueeze(1);  // [B', 1]

@@ -124,3 +124,34 @@ public class PerSequenceOptionsTests
         }
     }
 }
+
+/// <summary>Decoders switch gradients off for their forwards only: the caller's mode holds between yielded steps.</summary>
+public class DecoderGradientModeTests
+{
+    public DecoderGradientModeTests() => TorchRuntime.EnsureLoaded();
+
+    [Fact]
+    public void GradientsStayOnForTheCallerBetweenStepsOfBothDecoders()
+    {
+        using var model = TinyConfigs.Model("llama", seed: 3);
+        int[][] prompts = [[5, 9, 13]];
+        var options = new DecodeOptions { MaxNewTokens = 6 };
+        Assert.True(is_grad_enabled());
+        var decoders = new[]
+        {
+            ArDecoder.Run(model, prompts, options),
+            BlockDecoder.Run(model, prompts, options, new BlockDecodeOptions(4, 0.9), maskTokenId: model.Config.VocabSize - 1),
+        };
+        foreach (var steps in decoders)
+        {
+            var seen = 0;
+            foreach (var _ in steps)
+            {
+                Assert.True(is_grad_enabled(), $"gradients were off for the caller after step {seen}");
+                seen++;
+            }
+            Assert.True(seen > 1);
+            Assert.True(is_grad_enabled());
+        }
+    }
+}
