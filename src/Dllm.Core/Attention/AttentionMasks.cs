@@ -41,16 +41,17 @@ public static class AttentionMasks
     /// Block decoding on a KV cache: the queries are <paramref name="newBlocks"/> consecutive blocks of
     /// <paramref name="blockSize"/> tokens after the cached keys. Every new token sees the valid cached keys
     /// (<paramref name="cachedValid"/> [R, C], false at left padding), the new blocks before its own, and its own
-    /// block bidirectionally. Returns [R, 1, T, C + T] with T = newBlocks * blockSize.
+    /// block bidirectionally. <paramref name="newValid"/> [R, T] marks new tokens that are padding (a row with
+    /// nothing to commit); null: all are real. Returns [R, 1, T, C + T] with T = newBlocks * blockSize.
     /// </summary>
-    public static Tensor CachedBlocks(Tensor cachedValid, int newBlocks, long blockSize)
+    public static Tensor CachedBlocks(Tensor cachedValid, int newBlocks, long blockSize, Tensor? newValid = null)
     {
         using var scope = NewDisposeScope();
         var device = cachedValid.device;
         long rows = cachedValid.shape[0], cached = cachedValid.shape[1], t = newBlocks * blockSize;
         var local = arange(t, device: device);
         var mask = cat([ones(t, cached, dtype: ScalarType.Bool, device: device), BlockCausal(local, local, blockSize)], 1);
-        return WithPadding(mask, cat([cachedValid, ones(rows, t, dtype: ScalarType.Bool, device: device)], 1)).MoveToOuterDisposeScope();
+        return WithPadding(mask, cat([cachedValid, newValid ?? ones(rows, t, dtype: ScalarType.Bool, device: device)], 1)).MoveToOuterDisposeScope();
     }
 
     /// <summary>

@@ -1,13 +1,12 @@
-using Dllm.Attention;
 using Dllm.Models;
 using static TorchSharp.torch;
 
 namespace Dllm.Generation;
 
 /// <summary>
-/// Autoregressive decoding with a KV cache: prefill the left-padded prompts once, then one forward
-/// per new token for the sequences still running. A finished sequence leaves the batch (its cache
-/// rows are dropped). Yields one <see cref="DecodeStep"/> per decoding forward.
+/// Autoregressive decoding with a KV cache: each prompt is prefilled once, then one forward per new token
+/// for the sequences still running. A finished sequence leaves the batch (its cache rows are dropped).
+/// Yields one <see cref="DecodeStep"/> per new token of the batch. A thin loop over <see cref="ArDecodeSession"/>.
 /// </summary>
 public static class ArDecoder
 {
@@ -19,95 +18,170 @@ public static class ArDecoder
     public static IEnumerable<DecodeStep> Run(CausalLM model, IReadOnlyList<IReadOnlyList<int>> prompts, IReadOnlyList<DecodeOptions> perSequence,
         Func<int, IReadOnlyList<int>, bool>? stopWhen = null, CancellationToken cancel = default, DecodeProfile? profile = null)
     {
-        foreach (var o in perSequence) o.Validate();
-        var options = perSequence[0];
-        using var batch = PromptBatch.Create(prompts, options.PadTokenId, perSequence.Max(o => o.MaxNewTokens), model.Config.MaxPositionEmbeddings, model.Placement.Device);
-        var generators = perSequence.Select(o => Sampler.NewGenerator(o.Sampling.Seed)).ToList();
-        var generated = prompts.Select(_ => new List<int>()).ToArray();
-        var active = Enumerable.Range(0, prompts.Count).ToList();    // batch row -> sequence index
-        var maxNew = batch.MaxNewTokens;
-        var limits = perSequence.Select(o => Math.Min(o.MaxNewTokens, maxNew)).ToArray();
-        var stops = options.StopTokenIds.ToHashSet();
+        if (prompts.Count == 0) throw new DllmException("no prompts to decode");
+        using var session = new ArDecodeSession(model, perSequence[0].StopTokenIds, stopWhen, profile);
+        for (var i = 0; i < prompts.Count; i++) session.Add(prompts[i], perSequence[i]);
+        while (session.Step(cancel) is { } step) yield return step;
+    }
+}
 
-        using var cache = new KvCache(model.Config.NumLayers, batch.Width + maxNew);
-        // Gradients are off per forward, never across a yield: the caller runs between steps with its own mode.
-        Tensor? valid = null, nextPositions = null, logits = null;
-        try
-        {
-            using (var scope = NewDisposeScope())
-            using (no_grad())
-            {
-                var mask = AttentionMasks.WithPadding(AttentionMasks.Causal(batch.Width, device: batch.Tokens.device), batch.Valid);
-                logits = DecodeProfile.Prefill(profile, () => model.Forward(batch.Tokens, batch.Positions, mask, cache, logitsForLast: 1))
-                    .squeeze(1).MoveToOuterDisposeScope().DetachFromDisposeScope();
-                valid = batch.Valid.alias().DetachFromDisposeScope();
-                nextPositions = batch.Positions.narrow(1, batch.Width - 1, 1).add(1).DetachFromDisposeScope();
-            }
+/// <summary>
+/// AR decoding as a <see cref="DecodeSession"/>: a sequence joins at the next step (its prompt is prefilled alone,
+/// so no padding is computed) and leaves at the step that ends it. Each step samples one token for every row from
+/// the logits the previous step (or the prefill) left, then the next step's forward feeds those tokens in; a row
+/// cancelled in between never costs that forward.
+///
+/// Rows have their own RoPE positions; their caches are right-aligned to a common width, and the columns a row does
+/// not use are masked. When rows leave, columns no remaining row uses are trimmed, so the width is the longest live
+/// row's length.
+/// </summary>
+public sealed class ArDecodeSession : DecodeSession
+{
+    private KvCache _cache;
+    private Tensor _valid;                  // [R, cache length]: false where a row has no key
+    private Tensor? _logits;                // [R, V]: next-token logits of every row
+    private List<Row> _rows = [];
+    private readonly Device _device;
 
-            for (var step = 0; step < maxNew && active.Count > 0; step++)
-            {
-                cancel.ThrowIfCancellationRequested();
-                int[] tokens;
-                float[] confidences;
-                using (var scope = NewDisposeScope())
-                {
-                    var (t, c) = Sampler.Pick(logits!, active.Select(s => perSequence[s].Sampling).ToList(), active.Select(s => generators[s]).ToList());
-                    tokens = t.cpu().data<long>().Select(x => (int)x).ToArray();
-                    confidences = c.cpu().data<float>().ToArray();
-                }
-
-                var updates = new List<SequenceUpdate>(active.Count);
-                var keep = new List<long>();
-                for (var row = 0; row < active.Count; row++)
-                {
-                    var seq = active[row];
-                    var position = generated[seq].Count;
-                    generated[seq].Add(tokens[row]);
-                    FinishReason? finish = null;
-                    var length = -1;
-                    if (stops.Contains(tokens[row])) { finish = FinishReason.Stop; length = position; }
-                    else if (stopWhen?.Invoke(seq, generated[seq]) == true) { finish = FinishReason.Stop; length = position + 1; }
-                    else if (position + 1 >= limits[seq]) { finish = FinishReason.Length; length = position + 1; }
-                    else keep.Add(row);
-                    updates.Add(new SequenceUpdate(seq, [position], [tokens[row]], [confidences[row]], finish, length));
-                }
-                yield return new DecodeStep(step + 1, updates, step, 1);
-                if (keep.Count == 0) break;
-
-                using (var scope = NewDisposeScope())
-                using (no_grad())
-                {
-                    var rows = keep.ToArray();
-                    var next = tensor(rows.Select(r => (long)tokens[r]).ToArray(), device: batch.Tokens.device).unsqueeze(1);  // [B', 1]
-                    if (rows.Length != active.Count)
-                    {
-                        var index = tensor(rows, device: batch.Tokens.device);
-                        cache.KeepRows(rows);
-                        Swap(ref valid, valid!.index_select(0, index));
-                        Swap(ref nextPositions, nextPositions!.index_select(0, index));
-                        active = rows.Select(r => active[(int)r]).ToList();
-                    }
-                    Swap(ref valid, cat([valid!, ones(valid!.shape[0], 1, dtype: ScalarType.Bool, device: valid.device)], 1));
-                    var stepMask = valid!.unsqueeze(1).unsqueeze(1);                               // [B', 1, 1, S]
-                    var positions = nextPositions;
-                    var stepLogits = DecodeProfile.Forward(profile, () => model.Forward(next, positions, stepMask, cache).squeeze(1));
-                    Swap(ref logits, stepLogits);
-                    Swap(ref nextPositions, nextPositions!.add(1));
-                }
-            }
-        }
-        finally
-        {
-            valid?.Dispose();
-            nextPositions?.Dispose();
-            logits?.Dispose();
-        }
+    public ArDecodeSession(CausalLM model, IReadOnlyList<int> stopTokenIds,
+        Func<int, IReadOnlyList<int>, bool>? stopWhen = null, DecodeProfile? profile = null)
+        : base(model, stopTokenIds, stopWhen, profile)
+    {
+        _device = model.Placement.Device;
+        _cache = new KvCache(model.Config.NumLayers);
+        _valid = zeros(0, 0, dtype: ScalarType.Bool, device: _device).DetachFromDisposeScope();
     }
 
-    private static void Swap(ref Tensor? slot, Tensor value)
+    public override int Running => _rows.Count;
+
+    public override int Room(int promptTokens) => Model.Config.MaxPositionEmbeddings - promptTokens;
+
+    public override DecodeStep? Step(CancellationToken cancel = default)
+    {
+        cancel.ThrowIfCancellationRequested();
+        var updates = new List<SequenceUpdate>();
+        var leave = new List<int>();
+        TakeCancelled(_rows.Select(r => (r.Sequence, r.Generated.Count)).ToList(), updates, leave);
+        if (leave.Count > 0) Keep(Enumerable.Range(0, _rows.Count).Except(leave).ToList());
+        using var noGrad = no_grad();
+        if (_rows.Count > 0 && _logits is null) FeedLastTokens();
+        foreach (var j in TakeWaiting()) Join(j);
+        if (_rows.Count == 0) return updates.Count > 0 ? new DecodeStep(Forwards, updates) : null;
+
+        int[] tokens;
+        float[] confidences;
+        using (var scope = NewDisposeScope())
+        {
+            var (t, c) = Sampler.Pick(_logits!, _rows.Select(r => r.Sampling).ToList(), _rows.Select(r => r.Generator).ToList());
+            tokens = t.cpu().data<long>().Select(x => (int)x).ToArray();
+            confidences = c.cpu().data<float>().ToArray();
+        }
+        _logits!.Dispose();
+        _logits = null;
+        Forwards++;
+        var rows = _rows.Count;
+        var first = _rows[0].Generated.Count;
+        var keep = new List<int>();
+        for (var i = 0; i < _rows.Count; i++)
+        {
+            var r = _rows[i];
+            var position = r.Generated.Count;
+            r.Generated.Add(tokens[i]);
+            FinishReason? finish = null;
+            var length = -1;
+            if (Stops.Contains(tokens[i])) (finish, length) = (FinishReason.Stop, position);
+            else if (StopWhen?.Invoke(r.Sequence, r.Generated) == true) (finish, length) = (FinishReason.Stop, position + 1);
+            else if (position + 1 >= r.Limit) (finish, length) = (FinishReason.Length, position + 1);
+            else keep.Add(i);
+            updates.Add(new SequenceUpdate(r.Sequence, [position], [tokens[i]], [confidences[i]], finish, length));
+        }
+        Keep(keep);
+        return new DecodeStep(Forwards, updates, first, 1, rows);
+    }
+
+    /// <summary>One forward over every row's last sampled token: the next logits.</summary>
+    private void FeedLastTokens()
+    {
+        using var scope = NewDisposeScope();
+        var r = _rows.Count;
+        var next = tensor(_rows.Select(x => (long)x.Generated[^1]).ToArray(), device: _device).unsqueeze(1);              // [R, 1]
+        var positions = tensor(_rows.Select(x => (long)(x.PromptTokens + x.Generated.Count - 1)).ToArray(), device: _device).unsqueeze(1);
+        Replace(ref _valid, cat([_valid, ones(r, 1, dtype: ScalarType.Bool, device: _device)], 1));
+        var mask = _valid.unsqueeze(1).unsqueeze(1);                                                                       // [R, 1, 1, S]
+        var logits = DecodeProfile.Forward(Profile, () => Model.Forward(next, positions, mask, _cache).squeeze(1));
+        _logits = logits.DetachFromDisposeScope();
+    }
+
+    private void Join(Joiner j)
+    {
+        using var scope = NewDisposeScope();
+        var p = j.Prompt.Length;
+        using var side = new KvCache(Model.Config.NumLayers, p);
+        var tokens = tensor(j.Prompt.Select(t => (long)t).ToArray(), device: _device).unsqueeze(0);
+        var logits = DecodeProfile.Prefill(Profile, () => Model.Forward(tokens, arange(p, device: _device).unsqueeze(0), null, side, logitsForLast: 1)).squeeze(1);
+        var width = Math.Max(_cache.Length, p);
+        _cache.AppendRows(_rows.Count, side, 1);
+        Replace(ref _valid, cat([PadLeft(_valid, width), PadLeft(ones(1, p, dtype: ScalarType.Bool, device: _device), width)], 0));
+        var all = _logits is null ? logits : cat([_logits, logits], 0);
+        _logits?.Dispose();
+        _logits = all.DetachFromDisposeScope();
+        _rows.Add(new Row(j.Sequence, p, j.Options.MaxNewTokens, j.Options.Sampling, Sampler.NewGenerator(j.Options.Sampling.Seed)));
+    }
+
+    private static Tensor PadLeft(Tensor valid, long width) =>
+        valid.shape[1] == width ? valid : cat([zeros(valid.shape[0], width - valid.shape[1], dtype: ScalarType.Bool, device: valid.device), valid], 1);
+
+    /// <summary>Keeps the given rows: the others' cache rows are freed, and columns no remaining row uses are trimmed.</summary>
+    private void Keep(List<int> keep)
+    {
+        if (keep.Count == _rows.Count) return;
+        _rows = keep.Select(i => _rows[i]).ToList();
+        if (keep.Count == 0)
+        {
+            _cache.Dispose();
+            _cache = new KvCache(Model.Config.NumLayers);
+            Replace(ref _valid, zeros(0, 0, dtype: ScalarType.Bool, device: _device));
+            _logits?.Dispose();
+            _logits = null;
+            return;
+        }
+        using var scope = NewDisposeScope();
+        var index = tensor(keep.Select(i => (long)i).ToArray(), device: _device);
+        Replace(ref _valid, _valid.index_select(0, index));
+        if (_logits is { } l)
+        {
+            _logits = l.index_select(0, index).DetachFromDisposeScope();
+            l.Dispose();
+        }
+        if (_cache.BatchSize > 0) _cache.KeepRows(keep.Select(i => (long)i).ToArray());
+        var used = _valid.any(0).cpu().data<bool>().ToArray();
+        var unused = Array.IndexOf(used, true) is var first and >= 0 ? first : used.Length;
+        if (unused == 0) return;
+        _cache.TrimFront(unused);
+        Replace(ref _valid, _valid.narrow(1, unused, used.Length - unused));
+    }
+
+    private static void Replace(ref Tensor slot, Tensor value)
     {
         var old = slot;
         slot = value.DetachFromDisposeScope();
-        if (!ReferenceEquals(old, slot)) old?.Dispose();
+        if (!ReferenceEquals(old, slot)) old.Dispose();
+    }
+
+    public override void Dispose()
+    {
+        _valid.Dispose();
+        _logits?.Dispose();
+        _cache.Dispose();
+    }
+
+    private sealed class Row(int sequence, int promptTokens, int limit, SamplingOptions sampling, Generator generator)
+    {
+        public int Sequence { get; } = sequence;
+        public int PromptTokens { get; } = promptTokens;
+        public int Limit { get; } = limit;
+        public SamplingOptions Sampling { get; } = sampling;
+        public Generator Generator { get; } = generator;
+        public List<int> Generated { get; } = [];
     }
 }

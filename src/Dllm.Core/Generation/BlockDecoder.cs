@@ -35,84 +35,10 @@ public static class BlockDecoder
         BlockDecodeOptions block, int maskTokenId, Func<int, IReadOnlyList<int>, bool>? stopWhen = null, CancellationToken cancel = default,
         DecodeProfile? profile = null)
     {
-        foreach (var o in perSequence) o.Validate();
-        block.Validate();
-        var b = block.BlockSize;
-        var editing = block.Editing;
-        var labels = model.Config.Diffusion?.Labels ?? LabelPosition.Same;
-        var layout = BlockLayout.Create(prompts, b, perSequence.Max(o => o.MaxNewTokens), model.Config.MaxPositionEmbeddings, perSequence[0].PadTokenId, labels);
-        var stops = perSequence[0].StopTokenIds.ToHashSet();
-        var rows = prompts.Select((_, i) => new Row(i, layout.Tails[i], Math.Min(perSequence[i].MaxNewTokens, layout.MaxNewTokens),
-            perSequence[i].Sampling, Sampler.NewGenerator(perSequence[i].Sampling.Seed))).ToList();
-        using var forward = BlockForward.Create(model, layout, labels, block.UseCache, profile);
-        using var credit = block.Credit is { } c ? new CreditLedger(c) : null;
-        var forwards = 0;
-
-        for (var blockIndex = 0; rows.Count > 0; blockIndex++)
-        {
-            foreach (var r in rows) r.StartBlock(b, maskTokenId, blockIndex == 0);
-            credit?.StartBlock();
-            for (var step = 0; ; step++)
-            {
-                cancel.ThrowIfCancellationRequested();
-                // Every row's window goes through the forward (the batch shares it), but only rows whose block still
-                // needs one draw tokens, so a row's random stream does not depend on its batchmates.
-                var drawing = rows.Where(r => editing is null ? r.NeedsForward(stops) : r.BeginEditingStep()).ToArray();
-                if (drawing.Length == 0) break;
-                var (tokens, confidence) = Predict(forward, rows, drawing, step, maskTokenId, credit);
-                forwards++;
-                var updates = new List<SequenceUpdate>(drawing.Length);
-                for (var k = 0; k < drawing.Length; k++)
-                {
-                    var r = drawing[k];
-                    if (editing is not null)
-                    {
-                        updates.Add(r.EditingStep(tokens.AsSpan(k * b, b), confidence.AsSpan(k * b, b), block, editing, step));
-                        continue;
-                    }
-                    var slots = SelectTransfers(r.Undecided, confidence.AsSpan(k * b, b), block, step);
-                    foreach (var s in slots) r.Decide(s, tokens[k * b + s]);
-                    if (block.StopFill) r.FillAfterStop(stops);
-                    updates.Add(new SequenceUpdate(r.Sequence, slots.Select(s => r.Generated.Count + s - r.FixedSlots).ToArray(),
-                        slots.Select(s => tokens[k * b + s]).ToArray(), slots.Select(s => confidence[k * b + s]).ToArray()));
-                }
-                yield return new DecodeStep(forwards, updates, rows[0].Generated.Count, b - rows[0].FixedSlots);
-            }
-
-            // The block is decided: keep its tokens, let finished rows leave, commit the rest with the next forward.
-            var finished = new List<SequenceUpdate>();
-            var keep = new List<int>();
-            for (var i = 0; i < rows.Count; i++)
-            {
-                if (rows[i].EndBlock(stops, stopWhen) is { } done) finished.Add(done);
-                else keep.Add(i);
-            }
-            if (finished.Count > 0) yield return new DecodeStep(forwards, finished, rows[0].Generated.Count - b, b);
-            if (keep.Count < rows.Count) forward.KeepRows(keep);
-            rows = keep.Select(i => rows[i]).ToList();
-            forward.Advance(rows.Select(r => r.Window).ToArray());
-        }
-    }
-
-    /// <summary>One forward over every row's window; the drawing rows' picks and confidences, flattened [drawing x B].</summary>
-    private static (int[] Tokens, float[] Confidence) Predict(BlockForward forward, List<Row> rows, Row[] drawing, int step, int maskTokenId, CreditLedger? credit)
-    {
-        using var scope = NewDisposeScope();
-        var logits = forward.Logits(rows.Select(r => r.Window).ToArray(), step == 0);        // [R, B, V]
-        // The model must never "predict" MASK: that slot would stay undecided forever.
-        logits.select(-1, maskTokenId).fill_(float.NegativeInfinity);
-        var drawingRows = tensor(drawing.Select(r => (long)rows.IndexOf(r)).ToArray(), device: logits.device);
-        if (drawing.Length < rows.Count) logits = logits.index_select(0, drawingRows);
-        if (credit is not null)
-        {
-            var masked = tensor(drawing.SelectMany(r => r.Undecided).ToArray(), [drawing.Length, drawing[0].Undecided.Length], device: logits.device);
-            logits = credit.Fuse(logits, masked, drawingRows, rows.Count, step);
-        }
-        var b = logits.shape[1];
-        var (t, c) = Sampler.Pick(logits.reshape(drawing.Length * b, -1),
-            drawing.SelectMany(r => Enumerable.Repeat(r.Sampling, (int)b)).ToList(),
-            drawing.SelectMany(r => Enumerable.Repeat(r.Generator, (int)b)).ToList());
-        return (t.cpu().data<long>().Select(x => (int)x).ToArray(), c.cpu().data<float>().ToArray());
+        if (prompts.Count == 0) throw new DllmException("no prompts to decode");
+        using var session = new BlockDecodeSession(model, block, maskTokenId, perSequence[0].StopTokenIds, stopWhen, profile);
+        for (var i = 0; i < prompts.Count; i++) session.Add(prompts[i], perSequence[i]);
+        while (session.Step(cancel) is { } step) yield return step;
     }
 
     /// <summary>
@@ -130,7 +56,7 @@ public static class BlockDecoder
     }
 
     /// <summary>One sequence of the batch: its window (CPU), what it generated, how many window slots are prompt tail.</summary>
-    private sealed class Row(int sequence, int[] tail, int limit, SamplingOptions sampling, Generator generator)
+    internal sealed class Row(int sequence, int[] tail, int limit, SamplingOptions sampling, Generator generator)
     {
         public int Sequence { get; } = sequence;
         public SamplingOptions Sampling { get; } = sampling;
@@ -140,10 +66,12 @@ public static class BlockDecoder
         public int FixedSlots { get; private set; }
         public List<int> Generated { get; } = [];
 
-        public void StartBlock(int b, int maskId, bool first)
+        private int _blocks;
+
+        public void StartBlock(int b, int maskId)
         {
             (_postSteps, _hadMasks, _blockDone) = (0, false, false);
-            FixedSlots = first ? tail.Length : 0;
+            FixedSlots = _blocks++ == 0 ? tail.Length : 0;
             Window = new int[b];
             Undecided = new bool[b];
             for (var s = 0; s < b; s++)
@@ -240,8 +168,153 @@ public static class BlockDecoder
 }
 
 /// <summary>
+/// Block decoding as a <see cref="DecodeSession"/>: sequences join at block boundaries (their prompts are prefilled
+/// as they join) and leave when their block ends them, or at once when cancelled. All rows decode their current
+/// block in lockstep: a row whose block is decided waits (its window still goes through the shared forward, but it
+/// draws nothing) until every row's block is, then the block ends for all. So a waiting request waits at most one
+/// block's steps.
+/// </summary>
+public sealed class BlockDecodeSession : DecodeSession
+{
+    private readonly BlockDecodeOptions _block;
+    private readonly int _maskTokenId;
+    private readonly LabelPosition _labels;
+    private readonly BlockForward _forward;
+    private readonly CreditLedger? _credit;
+    private List<BlockDecoder.Row> _rows = [];
+    private bool _inBlock;
+    private int _step;
+
+    public BlockDecodeSession(CausalLM model, BlockDecodeOptions block, int maskTokenId, IReadOnlyList<int> stopTokenIds,
+        Func<int, IReadOnlyList<int>, bool>? stopWhen = null, DecodeProfile? profile = null)
+        : base(model, stopTokenIds, stopWhen, profile)
+    {
+        block.Validate();
+        _block = block;
+        _maskTokenId = maskTokenId;
+        _labels = model.Config.Diffusion?.Labels ?? LabelPosition.Same;
+        _forward = BlockForward.Create(model, block.BlockSize, _labels, block.UseCache, profile);
+        _credit = block.Credit is { } c ? new CreditLedger(c) : null;
+    }
+
+    public override int Running => _rows.Count;
+
+    /// <summary>The context positions blocks can fill: blocks sit at absolute multiples of B, and the last must end inside the context.</summary>
+    public static int UsableContext(int context, int b) => context / b * b;
+
+    public override int Room(int promptTokens) => UsableContext(Model.Config.MaxPositionEmbeddings, _block.BlockSize) - promptTokens;
+
+    protected override string ContextNote => $" ({UsableContext(Model.Config.MaxPositionEmbeddings, _block.BlockSize)} usable with block size {_block.BlockSize})";
+
+    public override DecodeStep? Step(CancellationToken cancel = default)
+    {
+        cancel.ThrowIfCancellationRequested();
+        var b = _block.BlockSize;
+        var updates = new List<SequenceUpdate>();
+        var leave = new List<int>();
+        TakeCancelled(_rows.Select(r => (r.Sequence, r.Generated.Count)).ToList(), updates, leave);
+        if (leave.Count > 0) Keep(Enumerable.Range(0, _rows.Count).Except(leave).ToList());
+        while (true)
+        {
+            if (!_inBlock)
+            {
+                foreach (var j in TakeWaiting()) Join(j);
+                if (_rows.Count == 0) return updates.Count > 0 ? new DecodeStep(Forwards, updates, 0, b) : null;
+                foreach (var r in _rows) r.StartBlock(b, _maskTokenId);
+                _credit?.StartBlock();
+                (_inBlock, _step) = (true, 0);
+            }
+            // Every row's window goes through the forward (the batch shares it), but only rows whose block still
+            // needs one draw tokens, so a row's random stream does not depend on its batchmates.
+            var editing = _block.Editing;
+            var drawing = _rows.Where(r => editing is null ? r.NeedsForward(Stops) : r.BeginEditingStep()).ToArray();
+            if (drawing.Length == 0)
+            {
+                EndBlock(updates);
+                if (updates.Count > 0) return new DecodeStep(Forwards, updates, Math.Max(0, (_rows.FirstOrDefault()?.Generated.Count ?? b) - b), b);
+                continue;
+            }
+            var (tokens, confidence) = Predict(drawing);
+            Forwards++;
+            foreach (var (r, k) in drawing.Select((r, k) => (r, k)))
+            {
+                if (editing is not null)
+                {
+                    updates.Add(r.EditingStep(tokens.AsSpan(k * b, b), confidence.AsSpan(k * b, b), _block, editing, _step));
+                    continue;
+                }
+                var slots = BlockDecoder.SelectTransfers(r.Undecided, confidence.AsSpan(k * b, b), _block, _step);
+                foreach (var s in slots) r.Decide(s, tokens[k * b + s]);
+                if (_block.StopFill) r.FillAfterStop(Stops);
+                updates.Add(new SequenceUpdate(r.Sequence, slots.Select(s => r.Generated.Count + s - r.FixedSlots).ToArray(),
+                    slots.Select(s => tokens[k * b + s]).ToArray(), slots.Select(s => confidence[k * b + s]).ToArray()));
+            }
+            _step++;
+            return new DecodeStep(Forwards, updates, _rows[0].Generated.Count, b - _rows[0].FixedSlots, _rows.Count);
+        }
+    }
+
+    private void Join(Joiner j)
+    {
+        var b = _block.BlockSize;
+        var full = j.Prompt.Length / b * b;
+        _forward.Join(j.Prompt[..full]);
+        _rows.Add(new BlockDecoder.Row(j.Sequence, j.Prompt[full..], j.Options.MaxNewTokens, j.Options.Sampling, Sampler.NewGenerator(j.Options.Sampling.Seed)));
+    }
+
+    /// <summary>The block is decided: keep its tokens, let finished rows leave, and queue the rest's windows for commit.</summary>
+    private void EndBlock(List<SequenceUpdate> updates)
+    {
+        var keep = new List<int>();
+        for (var i = 0; i < _rows.Count; i++)
+        {
+            if (_rows[i].EndBlock(Stops, StopWhen) is { } done) updates.Add(done);
+            else keep.Add(i);
+        }
+        Keep(keep);
+        _forward.Advance(_rows.Select(r => r.Window).ToArray());
+        _inBlock = false;
+    }
+
+    private void Keep(List<int> keep)
+    {
+        if (keep.Count == _rows.Count) return;
+        _forward.KeepRows(keep);
+        _credit?.KeepRows(keep);
+        _rows = keep.Select(i => _rows[i]).ToList();
+    }
+
+    /// <summary>One forward over every row's window; the drawing rows' picks and confidences, flattened [drawing x B].</summary>
+    private (int[] Tokens, float[] Confidence) Predict(BlockDecoder.Row[] drawing)
+    {
+        using var scope = NewDisposeScope();
+        var logits = _forward.Logits(_rows.Select(r => r.Window).ToArray(), _step == 0);        // [R, B, V]
+        // The model must never "predict" MASK: that slot would stay undecided forever.
+        logits.select(-1, _maskTokenId).fill_(float.NegativeInfinity);
+        var drawingRows = tensor(drawing.Select(r => (long)_rows.IndexOf(r)).ToArray(), device: logits.device);
+        if (drawing.Length < _rows.Count) logits = logits.index_select(0, drawingRows);
+        if (_credit is not null)
+        {
+            var masked = tensor(drawing.SelectMany(r => r.Undecided).ToArray(), [drawing.Length, drawing[0].Undecided.Length], device: logits.device);
+            logits = _credit.Fuse(logits, masked, drawingRows, _rows.Count, _step);
+        }
+        var b = logits.shape[1];
+        var (t, c) = Sampler.Pick(logits.reshape(drawing.Length * b, -1),
+            drawing.SelectMany(r => Enumerable.Repeat(r.Sampling, (int)b)).ToList(),
+            drawing.SelectMany(r => Enumerable.Repeat(r.Generator, (int)b)).ToList());
+        return (t.cpu().data<long>().Select(x => (int)x).ToArray(), c.cpu().data<float>().ToArray());
+    }
+
+    public override void Dispose()
+    {
+        _credit?.Dispose();
+        _forward.Dispose();
+    }
+}
+
+/// <summary>
 /// The credit matrix of credit decoding for the current block: [R, B, V] on the device, reset at every block (rows
-/// only leave the batch between blocks). Only slots still masked earn credit, as in dInfer.
+/// join only between blocks; a cancelled row leaves mid-block). Only slots still masked earn credit, as in dInfer.
 /// </summary>
 internal sealed class CreditLedger(CreditOptions options) : IDisposable
 {
@@ -251,6 +324,14 @@ internal sealed class CreditLedger(CreditOptions options) : IDisposable
     {
         _credit?.Dispose();
         _credit = null;
+    }
+
+    public void KeepRows(IReadOnlyList<int> keep)
+    {
+        if (_credit is not { } credit) return;
+        using var index = tensor(keep.Select(i => (long)i).ToArray(), device: credit.device);
+        _credit = credit.index_select(0, index).DetachFromDisposeScope();
+        credit.Dispose();
     }
 
     /// <summary>Adds this step's credit for the drawing rows and returns their fused logits [D, B, V].</summary>

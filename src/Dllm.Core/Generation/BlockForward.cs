@@ -1,56 +1,21 @@
 using Dllm.Attention;
 using Dllm.Config;
 using Dllm.Models;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Dllm.Generation;
-
-/// <summary>
-/// How prompts map onto blocks: each prompt's full blocks (prefilled, left-padded to a common width
-/// <see cref="PrefillWidth"/>) and its tail (the fixed start of its first generation window).
-/// </summary>
-internal sealed record BlockLayout(int BlockSize, int PrefillWidth, long[] Prefill, bool[] PrefillValid, long[] PrefillPositions,
-    int[][] Tails, int[] FirstWindowStart, int MaxNewTokens)
-{
-    /// <summary>The context positions blocks can fill: the last block must end inside the context.</summary>
-    public static int UsableContext(int context, int b) => context / b * b;
-
-    public static BlockLayout Create(IReadOnlyList<IReadOnlyList<int>> prompts, int b, int maxNewTokens, int context, int padId, LabelPosition labels)
-    {
-        if (prompts.Count == 0) throw new DllmException("no prompts to decode");
-        // A shifted model predicts each token from the one before it: the first generated token needs a prompt token.
-        if (labels == LabelPosition.Shift && prompts.Any(p => p.Count == 0))
-            throw new DllmException("a prompt is empty: this model predicts each token from the one before it, so it needs at least one prompt token (e.g. BOS)");
-        var usable = UsableContext(context, b);
-        var longest = prompts.Max(p => p.Count);
-        var room = usable - longest;
-        if (room <= 0)
-            throw new DllmException($"the prompt has {longest} tokens but the model's context is {context} ({usable} usable with block size {b}); shorten it to leave room for at least one block");
-        var full = prompts.Select(p => p.Count / b * b).ToArray();
-        var width = full.Max();
-        var prefill = new long[prompts.Count * width];
-        var valid = new bool[prompts.Count * width];
-        var positions = new long[prompts.Count * width];
-        for (var i = 0; i < prompts.Count; i++)
-        {
-            var pad = width - full[i];
-            for (var c = 0; c < width; c++)
-            {
-                prefill[i * width + c] = c < pad ? padId : prompts[i][c - pad];
-                valid[i * width + c] = c >= pad;
-                positions[i * width + c] = Math.Max(0, c - pad);
-            }
-        }
-        var tails = prompts.Select((p, i) => p.Skip(full[i]).ToArray()).ToArray();
-        return new BlockLayout(b, width, prefill, valid, positions, tails, full, Math.Min(maxNewTokens, room));
-    }
-}
 
 /// <summary>
 /// The model side of block decoding: the logits [R, B, V] that predict the slots of the rows' current
 /// windows. Same-position labels read the window's own outputs. Shifted labels read slot s from the
 /// output at s - 1: inside the window from the noisy window itself, and for slot 0 from the clean output
 /// of the last committed position, which never sees the window (METHOD.md §2, token shift).
+///
+/// Rows come and go between blocks: <see cref="Join"/> adds a sequence (its prompt's full blocks become its
+/// context, its first window starts right after them), <see cref="KeepRows"/> drops finished ones. Each row
+/// has its own RoPE positions, so rows of different lengths share a forward; their contexts are aligned to
+/// the right of a common width and the columns a row does not use are masked.
 /// </summary>
 internal abstract class BlockForward : IDisposable
 {
@@ -59,43 +24,60 @@ internal abstract class BlockForward : IDisposable
     protected readonly bool Shifted;
     protected readonly Device Device;
     protected readonly DecodeProfile? Profile;
-    /// <summary>Absolute position of each row's window slot 0 [R].</summary>
-    protected Tensor WindowStart;
+    /// <summary>Absolute position of each row's window slot 0.</summary>
+    protected readonly List<long> WindowStart = [];
 
-    protected BlockForward(CausalLM model, BlockLayout layout, LabelPosition labels, DecodeProfile? profile)
-    {
-        (Model, B, Shifted, Device, Profile) = (model, layout.BlockSize, labels == LabelPosition.Shift, model.Placement.Device, profile);
-        WindowStart = tensor(layout.FirstWindowStart.Select(x => (long)x).ToArray(), device: Device).DetachFromDisposeScope();
-    }
+    protected BlockForward(CausalLM model, int blockSize, LabelPosition labels, DecodeProfile? profile) =>
+        (Model, B, Shifted, Device, Profile) = (model, blockSize, labels == LabelPosition.Shift, model.Placement.Device, profile);
 
-    public static BlockForward Create(CausalLM model, BlockLayout layout, LabelPosition labels, bool cached, DecodeProfile? profile) =>
-        cached ? new CachedBlockForward(model, layout, labels, profile) : new RecomputedBlockForward(model, layout, labels, profile);
+    public static BlockForward Create(CausalLM model, int blockSize, LabelPosition labels, bool cached, DecodeProfile? profile) =>
+        cached ? new CachedBlockForward(model, blockSize, labels, profile) : new RecomputedBlockForward(model, blockSize, labels, profile);
+
+    public int Rows => WindowStart.Count;
+
+    /// <summary>
+    /// Adds a row at a block boundary (before the block's first <see cref="Logits"/>): <paramref name="fullBlocks"/>
+    /// is its prompt's whole blocks (a multiple of B tokens, maybe none); the rest of the prompt is the fixed head of
+    /// its first window.
+    /// </summary>
+    public abstract void Join(IReadOnlyList<int> fullBlocks);
 
     /// <summary>Logits [R, B, V] for the rows' current windows (CPU token arrays).</summary>
     public abstract Tensor Logits(int[][] windows, bool firstStepOfBlock);
 
-    /// <summary>The surviving rows' windows are final: they become context, and the next windows start B later.</summary>
+    /// <summary>Every row's window is final: it becomes context, and the next windows start B later.</summary>
     public abstract void Advance(int[][] finishedWindows);
 
-    /// <summary>Drops rows whose sequences finished (called before <see cref="Advance"/> with the survivors).</summary>
+    /// <summary>Keeps only the given rows, in order (finished or cancelled sequences leave; their cache rows are freed).</summary>
     public void KeepRows(IReadOnlyList<int> keep)
     {
+        if (keep.Count == Rows && keep.Select((r, i) => r == i).All(x => x)) return;
+        var starts = keep.Select(i => WindowStart[i]).ToList();
+        WindowStart.Clear();
+        WindowStart.AddRange(starts);
         using var index = tensor(keep.Select(i => (long)i).ToArray(), device: Device);
-        Replace(ref WindowStart, WindowStart.index_select(0, index));
         KeepRows(index, keep);
     }
 
     protected abstract void KeepRows(Tensor index, IReadOnlyList<int> keep);
 
-    protected Tensor WindowPositions() => WindowStart.unsqueeze(1) + arange(B, device: Device);     // [R, B]
+    protected Tensor WindowPositions(long offset = 0) =>
+        tensor(WindowStart.Select(s => s + offset).ToArray(), device: Device).unsqueeze(1) + arange(B, device: Device);     // [R, B]
 
-    protected Tensor Tokens(int[][] rows)
+    protected Tensor Tokens(int[][] rows, int width)
     {
-        var width = rows.Length == 0 ? 0 : rows[0].Length;
         var flat = new long[rows.Length * width];
         for (var i = 0; i < rows.Length; i++)
-            for (var j = 0; j < width; j++) flat[i * width + j] = rows[i][j];
+            for (var j = 0; j < rows[i].Length; j++) flat[i * width + j] = rows[i][j];
         return tensor(flat, [rows.Length, width], device: Device);
+    }
+
+    /// <summary>[R, C] padded on the left to <paramref name="width"/> columns with <paramref name="fill"/>.</summary>
+    protected static Tensor PadLeft(Tensor x, long width, Scalar fill)
+    {
+        var missing = width - x.shape[1];
+        if (missing == 0) return x.alias();
+        return cat([full(x.shape[0], missing, fill, dtype: x.dtype, device: x.device), x], 1);
     }
 
     protected static void Replace(ref Tensor slot, Tensor value)
@@ -105,58 +87,76 @@ internal abstract class BlockForward : IDisposable
         if (!ReferenceEquals(old, slot)) old.Dispose();
     }
 
-    public virtual void Dispose() => WindowStart.Dispose();
+    public virtual void Dispose() { }
 }
 
 /// <summary>
-/// Cached: the prompts' full blocks are prefilled once; a finished block is committed to the cache by the
-/// first forward of the next block, which runs [finished block ; new window] together, so committing costs
-/// no extra forward. Steps after the first see the cache and the window only; their mask and positions are
-/// built once per block.
+/// Cached: a joining prompt's full blocks but the last are prefilled (alone, so no padding is computed); its last
+/// full block waits, like every other row's finished window, to be committed by the first forward of the next
+/// block, which runs [finished block ; new window] together, so committing costs no extra forward and shifted
+/// labels read slot 0 of every row's window from that forward. Steps after the first see the cache and the window
+/// only; their mask and positions are built once per block. A row with nothing to commit (a prompt shorter than
+/// a block) takes part in that forward as masked padding.
 /// </summary>
 internal sealed class CachedBlockForward : BlockForward
 {
-    private readonly KvCache _cache;
-    private Tensor _keyValid;              // [R, cache length]: false at left padding
-    private Tensor? _pending;              // [R, B]: finished windows not yet in the cache
-    private Tensor? _slotZero;             // shifted labels: [R, 1, V] logits for slot 0 of the current window
+    private KvCache _cache;
+    private Tensor _keyValid;                   // [R, cache length]: false where a row has no key (alignment padding)
+    private readonly List<int[]?> _pending = [];   // per row: the finished window (or last prompt block) not yet in the cache
+    private Tensor? _slotZero;                  // shifted labels: [R, 1, V] logits for slot 0 of the current window
     private (Tensor Positions, Tensor Mask)? _step;   // the current block's later steps
 
-    public CachedBlockForward(CausalLM model, BlockLayout layout, LabelPosition labels, DecodeProfile? profile) : base(model, layout, labels, profile)
+    public CachedBlockForward(CausalLM model, int blockSize, LabelPosition labels, DecodeProfile? profile) : base(model, blockSize, labels, profile)
     {
-        var rows = layout.Tails.Length;
-        _cache = new KvCache(model.Config.NumLayers, layout.PrefillWidth + layout.MaxNewTokens + 2L * B);
+        _cache = new KvCache(model.Config.NumLayers);
+        _keyValid = zeros(0, 0, dtype: ScalarType.Bool, device: Device).DetachFromDisposeScope();
+    }
+
+    public override void Join(IReadOnlyList<int> fullBlocks)
+    {
+        DropStep();
+        var n = fullBlocks.Count;
+        var prefix = Math.Max(0, n - B);
         using var scope = NewDisposeScope();
-        long[] shape = [rows, layout.PrefillWidth];
-        var valid = tensor(layout.PrefillValid, shape, device: Device);
-        _keyValid = valid.DetachFromDisposeScope();
-        if (layout.PrefillWidth == 0) return;
-        var tokens = tensor(layout.Prefill, shape, device: Device);
-        var positions = tensor(layout.PrefillPositions, shape, device: Device);
-        var mask = AttentionMasks.WithPadding(AttentionMasks.BlockCausal(positions, positions, B), valid);
-        using var noGrad = no_grad();
-        var h = DecodeProfile.Prefill(Profile, () => Model.Hidden(Model.Embed(tokens), positions, mask, _cache));
-        // Slot 0 of a first window at a block boundary is predicted by the last prompt token's clean output.
-        if (Shifted) _slotZero = Model.Logits(h.narrow(1, layout.PrefillWidth - 1, 1)).DetachFromDisposeScope();
+        using var side = new KvCache(Model.Config.NumLayers, prefix);
+        if (prefix > 0)
+        {
+            using var noGrad = no_grad();
+            var tokens = tensor(fullBlocks.Take(prefix).Select(t => (long)t).ToArray(), device: Device).unsqueeze(0);
+            var positions = arange(prefix, device: Device).unsqueeze(0);
+            var mask = AttentionMasks.BlockCausal(positions, positions, B);
+            DecodeProfile.Prefill(Profile, () => Model.Hidden(Model.Embed(tokens), positions, mask, side));
+        }
+        var width = Math.Max(_cache.Length, prefix);
+        _cache.AppendRows(Rows, side, 1);
+        var mine = PadLeft(ones(1, prefix, dtype: ScalarType.Bool, device: Device), width, false);
+        Replace(ref _keyValid, cat([PadLeft(_keyValid, width, false), mine], 0));
+        // Rows join at block boundaries only, where every row that stays has a finished window pending, so slot 0 is
+        // read afresh by the next block's first forward.
+        _slotZero?.Dispose();
+        _slotZero = null;
+        _pending.Add(n >= B ? fullBlocks.Skip(prefix).ToArray() : null);
+        WindowStart.Add(n);
     }
 
     public override Tensor Logits(int[][] windows, bool firstStepOfBlock)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var window = Tokens(windows);
+        var window = Tokens(windows, B);
         Tensor h;
-        if (firstStepOfBlock && _pending is not null)
+        if (firstStepOfBlock && _pending.Any(p => p is not null))
         {
             // [pending ; window]: the pending block sees the cache and itself, the window sees all of that and itself.
-            var r = window.shape[0];
-            var tokens = cat([_pending, window], 1);                                                   // [R, 2B]
-            var positions = cat([WindowPositions() - B, WindowPositions()], 1);
-            var mask = AttentionMasks.CachedBlocks(_keyValid, 2, B);
+            var r = windows.Length;
+            var pending = Tokens(_pending.Select(p => p ?? []).ToArray(), B);
+            var pendingValid = tensor(_pending.Select(p => p is not null).ToArray(), device: Device).unsqueeze(1).expand(r, B);
+            var tokens = cat([pending, window], 1);                                                      // [R, 2B]
+            var positions = cat([WindowPositions(-B).clamp_min(0), WindowPositions()], 1);
+            var mask = AttentionMasks.CachedBlocks(_keyValid, 2, B, cat([pendingValid, ones(r, B, dtype: ScalarType.Bool, device: Device)], 1));
             var all = DecodeProfile.Forward(Profile, () => Model.Hidden(Model.Embed(tokens), positions, mask, _cache, commit: B));
-            Replace(ref _keyValid, cat([_keyValid, ones(r, B, dtype: ScalarType.Bool, device: Device)], 1));
-            _pending.Dispose();
-            _pending = null;
+            Replace(ref _keyValid, cat([_keyValid, pendingValid], 1));
+            for (var i = 0; i < _pending.Count; i++) _pending[i] = null;
             if (Shifted)
             {
                 _slotZero?.Dispose();
@@ -166,11 +166,17 @@ internal sealed class CachedBlockForward : BlockForward
         }
         else
         {
+            if (firstStepOfBlock)
+            {
+                // Nothing to commit: every row is new and shorter than a block, so slot 0 is prompt for all of them.
+                _slotZero?.Dispose();
+                _slotZero = null;
+            }
             _step ??= StepInputs();
             var (positions, mask) = _step.Value;
             h = DecodeProfile.Forward(Profile, () => Model.Hidden(Model.Embed(window), positions, mask, _cache, commit: 0));
         }
-        // Before the first commit with no prefill, every row's slot 0 is prompt tail (never predicted): any logits stand in.
+        // Rows whose slot 0 is prompt never read it: any logits stand in where there is no committed output.
         var logits = Shifted ? cat([_slotZero ?? Model.Logits(h.narrow(1, 0, 1)), Model.Logits(h.narrow(1, 0, B - 1))], 1) : Model.Logits(h);
         return logits.MoveToOuterDisposeScope();
     }
@@ -185,16 +191,29 @@ internal sealed class CachedBlockForward : BlockForward
     public override void Advance(int[][] finishedWindows)
     {
         DropStep();
-        if (finishedWindows.Length == 0) return;
-        _pending?.Dispose();
-        _pending = Tokens(finishedWindows).DetachFromDisposeScope();
-        Replace(ref WindowStart, WindowStart + B);
+        for (var i = 0; i < finishedWindows.Length; i++)
+        {
+            _pending[i] = finishedWindows[i];
+            WindowStart[i] += B;
+        }
     }
 
     protected override void KeepRows(Tensor index, IReadOnlyList<int> keep)
     {
         DropStep();
-        if (keep.Count == 0) return;
+        var pending = keep.Select(i => _pending[i]).ToList();
+        _pending.Clear();
+        _pending.AddRange(pending);
+        if (keep.Count == 0)
+        {
+            // The batch is empty: start over with a fresh cache rather than keep a zero-row one.
+            _cache.Dispose();
+            _cache = new KvCache(Model.Config.NumLayers);
+            Replace(ref _keyValid, zeros(0, 0, dtype: ScalarType.Bool, device: Device));
+            _slotZero?.Dispose();
+            _slotZero = null;
+            return;
+        }
         Replace(ref _keyValid, _keyValid.index_select(0, index));
         if (_slotZero is { } zero)
         {
@@ -202,6 +221,12 @@ internal sealed class CachedBlockForward : BlockForward
             zero.Dispose();
         }
         if (_cache.BatchSize > 0) _cache.KeepRows(keep.Select(i => (long)i).ToArray());
+        // Columns that only the rows that left used are padding for everyone now: free them.
+        var used = _keyValid.any(0).cpu().data<bool>().ToArray();
+        var unused = Array.IndexOf(used, true) is var first and >= 0 ? first : used.Length;
+        if (unused == 0) return;
+        _cache.TrimFront(unused);
+        Replace(ref _keyValid, _keyValid.narrow(1, unused, used.Length - unused));
     }
 
     private void DropStep()
@@ -216,7 +241,6 @@ internal sealed class CachedBlockForward : BlockForward
     {
         DropStep();
         _keyValid.Dispose();
-        _pending?.Dispose();
         _slotZero?.Dispose();
         _cache.Dispose();
         base.Dispose();
@@ -230,14 +254,25 @@ internal sealed class CachedBlockForward : BlockForward
 /// </summary>
 internal sealed class RecomputedBlockForward : BlockForward
 {
-    private Tensor _tokens, _positions, _valid;   // committed context [R, T]
+    private Tensor _tokens, _positions, _valid;   // committed context [R, T], right-aligned
 
-    public RecomputedBlockForward(CausalLM model, BlockLayout layout, LabelPosition labels, DecodeProfile? profile) : base(model, layout, labels, profile)
+    public RecomputedBlockForward(CausalLM model, int blockSize, LabelPosition labels, DecodeProfile? profile) : base(model, blockSize, labels, profile)
     {
-        long[] shape = [layout.Tails.Length, layout.PrefillWidth];
-        _tokens = tensor(layout.Prefill, shape, device: Device).DetachFromDisposeScope();
-        _positions = tensor(layout.PrefillPositions, shape, device: Device).DetachFromDisposeScope();
-        _valid = tensor(layout.PrefillValid, shape, device: Device).DetachFromDisposeScope();
+        _tokens = zeros(0, 0, dtype: ScalarType.Int64, device: Device).DetachFromDisposeScope();
+        _positions = zeros(0, 0, dtype: ScalarType.Int64, device: Device).DetachFromDisposeScope();
+        _valid = zeros(0, 0, dtype: ScalarType.Bool, device: Device).DetachFromDisposeScope();
+    }
+
+    public override void Join(IReadOnlyList<int> fullBlocks)
+    {
+        using var scope = NewDisposeScope();
+        var n = fullBlocks.Count;
+        var width = Math.Max(_tokens.shape[1], n);
+        var tokens = tensor(fullBlocks.Select(t => (long)t).ToArray(), [1, n], device: Device);
+        Replace(ref _tokens, cat([PadLeft(_tokens, width, 0), PadLeft(tokens, width, 0)], 0));
+        Replace(ref _positions, cat([PadLeft(_positions, width, 0), PadLeft(arange(n, device: Device).unsqueeze(0), width, 0)], 0));
+        Replace(ref _valid, cat([PadLeft(_valid, width, false), PadLeft(ones(1, n, dtype: ScalarType.Bool, device: Device), width, false)], 0));
+        WindowStart.Add(n);
     }
 
     public override Tensor Logits(int[][] windows, bool firstStepOfBlock)
@@ -249,9 +284,9 @@ internal sealed class RecomputedBlockForward : BlockForward
         var positions = cat([_positions, WindowPositions()], 1);
         var mask = AttentionMasks.WithPadding(AttentionMasks.BlockCausal(positions, positions, B),
             cat([_valid, ones(r, B, dtype: ScalarType.Bool, device: Device)], 1));
-        var h = DecodeProfile.Forward(Profile, () => Model.Hidden(Model.Embed(cat([_tokens, Tokens(windows)], 1)), positions, mask));
-        // Shifted: slot s reads position s - 1. With no committed context, every row's slot 0 is prompt tail
-        // (never predicted), so any row stands in for it.
+        var h = DecodeProfile.Forward(Profile, () => Model.Hidden(Model.Embed(cat([_tokens, Tokens(windows, B)], 1)), positions, mask));
+        // Shifted: slot s reads position s - 1. Rows with no committed context have prompt in slot 0 (never
+        // predicted), so any output stands in for it.
         var read = !Shifted ? h.narrow(1, t, B)
             : t > 0 ? h.narrow(1, t - 1, B)
             : cat([h.narrow(1, 0, 1), h.narrow(1, 0, B - 1)], 1);
@@ -264,9 +299,9 @@ internal sealed class RecomputedBlockForward : BlockForward
         using var scope = NewDisposeScope();
         var r = finishedWindows.Length;
         Replace(ref _positions, cat([_positions, WindowPositions()], 1));
-        Replace(ref _tokens, cat([_tokens, Tokens(finishedWindows)], 1));
+        Replace(ref _tokens, cat([_tokens, Tokens(finishedWindows, B)], 1));
         Replace(ref _valid, cat([_valid, ones(r, B, dtype: ScalarType.Bool, device: Device)], 1));
-        Replace(ref WindowStart, WindowStart + B);
+        for (var i = 0; i < r; i++) WindowStart[i] += B;
     }
 
     protected override void KeepRows(Tensor index, IReadOnlyList<int> keep)

@@ -17,9 +17,10 @@ public sealed record SequenceUpdate(int Sequence, int[] Positions, int[] Tokens,
 /// <summary>
 /// One model forward of a decoder and its effect on the batch. <see cref="Forward"/> counts decoding
 /// forwards (prefill excluded). For block decoding, <see cref="BlockStart"/> and <see cref="BlockLength"/>
-/// give the generated-token span of the block being decoded (AR: the single new position).
+/// give the generated-token span of the first row's block (AR: its single new position). <see cref="Rows"/> is how
+/// many sequences shared this step's forward (0 for a step that only reports sequences ending).
 /// </summary>
-public sealed record DecodeStep(int Forward, IReadOnlyList<SequenceUpdate> Updates, int BlockStart = 0, int BlockLength = 1);
+public sealed record DecodeStep(int Forward, IReadOnlyList<SequenceUpdate> Updates, int BlockStart = 0, int BlockLength = 1, int Rows = 0);
 
 /// <summary>The outcome for one prompt once decoding ends.</summary>
 public sealed record DecodedSequence(int[] Tokens, FinishReason Finish);

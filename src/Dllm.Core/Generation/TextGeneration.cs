@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Dllm.Models;
 
 namespace Dllm.Generation;
@@ -29,47 +28,11 @@ public static class TextGeneration
     {
         if (requests.Count == 0) yield break;
         var first = requests[0];
-        var mode = ResolveMode(model, first.Mode);
-        var prompts = requests.Select(r => (IReadOnlyList<int>)model.Tokenizer.Encode(r.Prompt, r.AddSpecialTokens)).ToList();
-        var room = ContextRoom(model, mode, first.Block, prompts);
-        var perSequence = requests.Select(r => r.Options with
-        {
-            // The decoders stop at the context too; capping here lets the streamed text end where the result does.
-            MaxNewTokens = room > 0 ? Math.Min(r.Options.MaxNewTokens, room) : r.Options.MaxNewTokens,
-            StopTokenIds = first.Options.StopTokenIds.Count > 0 ? first.Options.StopTokenIds : model.StopTokenIds,
-            PadTokenId = model.PadTokenId,
-        }).ToList();
-        var options = perSequence[0];
-        var stopIds = options.StopTokenIds.ToHashSet();
-        var texts = requests.Select((r, i) => new SequenceText(model.Tokenizer, new StopStrings(r.StopStrings), perSequence[i].MaxNewTokens, stopIds)).ToArray();
-        bool StopWhen(int seq, IReadOnlyList<int> generated) => requests[seq].Cancellation.IsCancellationRequested || texts[seq].StopsAt(generated);
-        var forwards = new int[requests.Count];
-        var clock = Stopwatch.StartNew();
-        var steps = mode switch
-        {
-            DecodeMode.Ar => ArDecoder.Run(model.Model, prompts, perSequence, StopWhen, cancel),
-            _ => BlockDecoder.Run(model.Model, prompts, perSequence, ResolveBlock(model, first.Block), model.MaskTokenId!.Value, StopWhen, cancel),
-        };
-        foreach (var step in steps)
-        {
-            foreach (var u in step.Updates)
-            {
-                if (u.Positions.Length > 0) forwards[u.Sequence]++;   // finish-only updates come without a forward
-                var text = texts[u.Sequence];
-                text.Apply(u);
-                GenerationResult? result = null;
-                if (u.Finished is { } finish)
-                {
-                    if (requests[u.Sequence].Cancellation.IsCancellationRequested) finish = FinishReason.Cancelled;
-                    var (final, tokens) = text.Final(u.FinalLength);
-                    result = new GenerationResult(final, tokens, finish, prompts[u.Sequence].Count, forwards[u.Sequence], clock.Elapsed.TotalSeconds, mode,
-                        text.StopTokenAt(u.FinalLength, stopIds));
-                }
-                var delta = text.TakeDelta(final: result is not null);
-                if (delta.Length > 0 || result is not null)
-                    yield return new GenerationEvent(u.Sequence, delta, step, result);
-            }
-        }
+        using var session = new TextGenerationSession(model, ResolveMode(model, first.Mode), first.Block,
+            first.Options.StopTokenIds.Count > 0 ? first.Options.StopTokenIds : null);
+        foreach (var r in requests) session.Add(r);
+        while (session.Step(cancel) is { } step)
+            foreach (var e in step.Events) yield return e;
     }
 
     /// <summary>
@@ -78,16 +41,6 @@ public static class TextGeneration
     /// </summary>
     public static IAsyncEnumerable<GenerationEvent> StreamAsync(LoadedModel model, IReadOnlyList<GenerationRequest> requests, CancellationToken cancel = default) =>
         AsyncDecodeStream.Run(token => Stream(model, requests, token), cancel);
-
-    /// <summary>New tokens the batch's longest prompt leaves in the context (as the decoders count it; may be &lt;= 0).</summary>
-    private static int ContextRoom(LoadedModel model, DecodeMode mode, BlockDecodeOptions? block, IReadOnlyList<IReadOnlyList<int>> prompts)
-    {
-        var context = model.Model.Config.MaxPositionEmbeddings;
-        var longest = prompts.Max(p => p.Count);
-        if (mode == DecodeMode.Ar) return context - longest;
-        var b = ResolveBlock(model, block).BlockSize;
-        return b > 0 ? BlockLayout.UsableContext(context, b) - longest : 0;   // a bad block size is the decoder's to report
-    }
 
     /// <summary>Runs to completion and returns one result per request.</summary>
     public static IReadOnlyList<GenerationResult> Generate(LoadedModel model, IReadOnlyList<GenerationRequest> requests, CancellationToken cancel = default)

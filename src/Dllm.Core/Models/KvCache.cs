@@ -57,6 +57,66 @@ public sealed class KvCache : IDisposable
         }
     }
 
+    /// <summary>
+    /// Appends <paramref name="other"/>'s rows after this cache's, right-aligned: the side with fewer committed
+    /// positions gets leading zero positions, which the caller must mask (their keys are not real). A side
+    /// that has not run a forward yet holds no buffers, so both row counts are given.
+    /// Leaves <paramref name="other"/> untouched; the caller disposes it.
+    /// </summary>
+    public void AppendRows(int rows, KvCache other, int otherRows)
+    {
+        if (other.Layers != Layers) throw new ArgumentException($"cannot join a {other.Layers}-layer cache to a {Layers}-layer one");
+        var length = Math.Max(Length, other.Length);
+        using var noGrad = no_grad();
+        for (var i = 0; i < _keys.Length; i++)
+        {
+            if ((_keys[i] ?? other._keys[i]) is not { } like) continue;   // neither side has run a forward: nothing to join yet
+            using var scope = NewDisposeScope();
+            var capacity = Math.Max(Math.Max(_capacity, other._capacity), length);
+            var shape = new Shape(like.shape[1], like.shape[3], like.dtype, like.device);
+            var keys = cat([Aligned(_keys[i], rows, Length, length, capacity, shape), Aligned(other._keys[i], otherRows, other.Length, length, capacity, shape)], 0);
+            var values = cat([Aligned(_values[i], rows, Length, length, capacity, shape), Aligned(other._values[i], otherRows, other.Length, length, capacity, shape)], 0);
+            Replace(ref _keys[i], keys);
+            Replace(ref _values[i], values);
+            _capacity = capacity;
+        }
+        Length = length;
+    }
+
+    /// <summary>[rows, H, capacity, D]: the committed positions of <paramref name="buffer"/> ending at <paramref name="length"/>, zeros before.</summary>
+    private static Tensor Aligned(Tensor? buffer, int rows, long committed, long length, long capacity, Shape like)
+    {
+        var result = zeros([rows, like.Heads, capacity, like.HeadDim], dtype: like.DType, device: like.Device);
+        if (buffer is not null && committed > 0 && rows > 0)
+            result.narrow(2, length - committed, committed).copy_(buffer.narrow(2, 0, committed));
+        return result;
+    }
+
+    private readonly record struct Shape(long Heads, long HeadDim, ScalarType DType, Device Device);
+
+    /// <summary>Forgets the first <paramref name="count"/> committed positions of every row (padding no row attends to any more).</summary>
+    public void TrimFront(long count)
+    {
+        if (count < 0 || count > Length) throw new ArgumentOutOfRangeException(nameof(count));
+        if (count == 0) return;
+        var kept = Length - count;
+        using var noGrad = no_grad();
+        for (var i = 0; i < _keys.Length; i++)
+        {
+            if (_keys[i] is null) continue;
+            Replace(ref _keys[i], Shifted(_keys[i]!, count, kept));
+            Replace(ref _values[i], Shifted(_values[i]!, count, kept));
+        }
+        Length = kept;
+    }
+
+    private static Tensor Shifted(Tensor buffer, long count, long kept)
+    {
+        var result = empty(buffer.shape, dtype: buffer.dtype, device: buffer.device);
+        if (kept > 0) result.narrow(2, 0, kept).copy_(buffer.narrow(2, count, kept));
+        return result;
+    }
+
     private void EnsureCapacity(int layer, Tensor like, long needed)
     {
         if (_keys[layer] is { } existing && existing.shape[2] >= needed) return;

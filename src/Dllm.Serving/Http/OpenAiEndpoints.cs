@@ -83,6 +83,9 @@ internal sealed class OpenAiEndpoints(ServedModel served, GenerationScheduler sc
             ["cancelled"] = s.Cancelled,
             ["failed"] = s.Failed,
             ["rejected"] = s.Rejected,
+            ["forwards"] = s.Forwards,
+            ["mean_batch_size"] = Math.Round(s.MeanBatchSize, 3),
+            ["mean_batch_size_last_minute"] = Math.Round(s.MeanBatchSizeLastMinute, 3),
         };
     }
 

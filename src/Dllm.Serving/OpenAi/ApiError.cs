@@ -16,6 +16,7 @@ internal sealed record ApiError(int Status, string Message, string Type, string?
         QueueFullException q => new(429, q.Message, "rate_limit_error", Code: "queue_full"),
         SchedulerClosedException s => new(503, s.Message, "server_error", Code: "shutting_down"),
         OperationCanceledException => new(503, "the server stopped before this request finished", "server_error", Code: "shutting_down"),
+        BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } b => new(413, b.Message, "invalid_request_error", Code: "request_too_large"),
         BadHttpRequestException b => new(b.StatusCode, b.Message, TypeFor(b.StatusCode)),
         _ => new(500, $"internal error ({e.GetType().Name}): {e.Message}", "server_error"),
     };

@@ -4,8 +4,8 @@ using Dllm.Models;
 namespace Dllm.Serving.Scheduling;
 
 /// <summary>
-/// Which requests may share one decoding call: the decoder takes the mode and block settings from a
-/// batch's first request, so only requests that agree on them batch together.
+/// Which requests may share a running batch: its decoder has one mode and one set of block settings, so only
+/// requests that agree on them batch together.
 /// </summary>
 public readonly record struct BatchKey(DecodeMode Mode, BlockDecodeOptions? Block);
 
@@ -14,13 +14,7 @@ public readonly record struct BatchKey(DecodeMode Mode, BlockDecodeOptions? Bloc
 /// token limit capped at what the context leaves, mode and block settings resolved. Checking here, on the
 /// caller's thread, means one bad request never fails a batch it would have shared.
 /// </summary>
-/// <param name="LongestBatchmatePrompt">
-/// The longest prompt this request can share a batch with and still get its full token limit: batches
-/// size their context room by their longest prompt (left padding), so an explicit limit tolerates only
-/// prompts that leave room for it. A request that asked for "as many as fit" tolerates any prompt, and
-/// then ends where its batch's room ends.
-/// </param>
-public sealed record AdmittedRequest(GenerationRequest Request, int PromptTokens, BatchKey Key, int LongestBatchmatePrompt)
+public sealed record AdmittedRequest(GenerationRequest Request, int PromptTokens, BatchKey Key)
 {
     public int MaxNewTokens => Request.Options.MaxNewTokens;
 
@@ -49,8 +43,7 @@ public sealed record AdmittedRequest(GenerationRequest Request, int PromptTokens
                 code: "context_length_exceeded");
         var asked = request.Options.MaxNewTokens;
         var limit = Math.Min(asked, room);
-        var tolerated = asked >= room ? usable - 1 : usable - limit;
         var resolved = request with { Mode = mode, Block = block, Options = request.Options with { MaxNewTokens = limit } };
-        return new AdmittedRequest(resolved, promptTokens, new BatchKey(mode, block), tolerated);
+        return new AdmittedRequest(resolved, promptTokens, new BatchKey(mode, block));
     }
 }

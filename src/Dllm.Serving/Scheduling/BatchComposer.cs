@@ -1,31 +1,20 @@
 namespace Dllm.Serving.Scheduling;
 
 /// <summary>
-/// Picks the next batch from the queue: the oldest request always goes, then later ones in arrival order
-/// that share its <see cref="BatchKey"/> and keep every member's token limit intact, up to the batch size.
-/// Requests passed over keep their place for the next batch.
+/// Picks the waiting requests that join the running batch now: those of the batch's kind (<see cref="BatchKey"/>),
+/// oldest first, up to the room left in the batch. Only while the oldest waiting request is of that kind: a request
+/// of another kind at the head stops all joins, so the batch drains and the next one opens with it; no request waits
+/// forever behind later arrivals. Requests passed over keep their place.
 /// </summary>
 public static class BatchComposer
 {
-    /// <summary>Queue indices of the batch, ascending; empty only for an empty queue.</summary>
-    public static int[] Compose(IReadOnlyList<AdmittedRequest> queue, int maxBatch)
+    /// <summary>Queue indices of the requests that join, ascending; empty when none may.</summary>
+    public static int[] Compose(IReadOnlyList<AdmittedRequest> queue, BatchKey running, int room)
     {
-        if (queue.Count == 0) return [];
-        var head = queue[0];
-        var picks = new List<int> { 0 };
-        var longest = head.PromptTokens;
-        var tolerated = head.LongestBatchmatePrompt;
-        for (var i = 1; i < queue.Count && picks.Count < maxBatch; i++)
-        {
-            var r = queue[i];
-            if (r.Key != head.Key) continue;
-            var newLongest = Math.Max(longest, r.PromptTokens);
-            var newTolerated = Math.Min(tolerated, r.LongestBatchmatePrompt);
-            if (newLongest > newTolerated) continue;
-            picks.Add(i);
-            longest = newLongest;
-            tolerated = newTolerated;
-        }
+        if (queue.Count == 0 || room <= 0 || queue[0].Key != running) return [];
+        var picks = new List<int>();
+        for (var i = 0; i < queue.Count && picks.Count < room; i++)
+            if (queue[i].Key == running) picks.Add(i);
         return picks.ToArray();
     }
 }

@@ -4,12 +4,13 @@ using Dllm.Models;
 namespace Dllm.Serving.Scheduling;
 
 /// <summary>
-/// Decodes one batch and streams its events; the scheduler calls it on its decode thread only.
-/// The real one is <see cref="TextGeneration.Stream"/>; tests wrap it to slow or hold a batch.
+/// Opens the running batch for one kind of request (<see cref="BatchKey"/>: mode and block settings); the scheduler
+/// adds requests to it between steps and steps it on its decode thread only. The real one is a
+/// <see cref="TextGenerationSession"/>; tests wrap it to slow, hold or break a batch.
 /// </summary>
-public delegate IEnumerable<GenerationEvent> BatchDecoder(IReadOnlyList<GenerationRequest> batch, CancellationToken cancel);
+public delegate IGenerationSession BatchDecoder(BatchKey key);
 
 public static class BatchDecoders
 {
-    public static BatchDecoder For(LoadedModel model) => (batch, cancel) => TextGeneration.Stream(model, batch, cancel);
+    public static BatchDecoder For(LoadedModel model) => key => new TextGenerationSession(model, key.Mode, key.Block);
 }

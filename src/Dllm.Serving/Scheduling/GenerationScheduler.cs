@@ -7,10 +7,12 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace Dllm.Serving.Scheduling;
 
 /// <summary>
-/// Batches concurrent requests into shared decoding calls on one dedicated thread. TorchSharp's dispose
-/// scopes and no-grad state are thread-static, so every model forward stays on that thread; callers only
-/// tokenise (to admit) and read channels. Batching is static: a batch runs to its end, and requests that
-/// arrive meanwhile wait for the next one.
+/// Batches concurrent requests continuously on one dedicated thread. TorchSharp's dispose scopes and no-grad
+/// state are thread-static, so every model forward stays on that thread; callers only tokenise (to admit) and
+/// read channels. One batch runs at a time; between its steps, waiting requests of the same kind (mode and block
+/// settings) join it, up to the batch size, and take their place at the decoder's next join point (the next
+/// step for AR, the next block for diffusion). A request of another kind at the head of the queue stops further
+/// joins, so the batch drains and the next one opens with it (no request waits behind later arrivals).
 /// </summary>
 /// <remarks>Dispose the scheduler before the model it decodes with.</remarks>
 public sealed class GenerationScheduler : IAsyncDisposable, IDisposable
@@ -22,6 +24,8 @@ public sealed class GenerationScheduler : IAsyncDisposable, IDisposable
     private readonly Thread _worker;
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _hardStop = new();
+    private readonly BatchSizeMeter _meter = new();
+    private RunningBatch? _batch;              // the decode thread's own
     private bool _closing;
     private int _disposed;
     private int _running;
@@ -42,7 +46,7 @@ public sealed class GenerationScheduler : IAsyncDisposable, IDisposable
     public LoadedModel Model { get; }
     public SchedulerOptions Options { get; }
 
-    /// <summary>Raised on the decode thread after every batch; keep handlers short.</summary>
+    /// <summary>Raised on the decode thread when a running batch empties (or fails); keep handlers short.</summary>
     public event Action<BatchReport>? BatchFinished;
 
     public SchedulerStats Stats
@@ -50,7 +54,8 @@ public sealed class GenerationScheduler : IAsyncDisposable, IDisposable
         get
         {
             lock (_gate)
-                return new SchedulerStats(_queue.Count, _running, _batches, _largestBatch, _completed, _cancelled, _failed, _rejected);
+                return new SchedulerStats(_queue.Count, _running, _batches, _largestBatch, _completed, _cancelled, _failed, _rejected,
+                    _meter.Forwards, _meter.Mean, _meter.MeanLastMinute(Environment.TickCount64 / 1000));
         }
     }
 
@@ -130,10 +135,10 @@ public sealed class GenerationScheduler : IAsyncDisposable, IDisposable
     {
         try
         {
-            while (NextBatch() is { } batch)
+            while (NextJoiners() is { } joining)
             {
-                Run(batch);
-                lock (_gate) _running = 0;
+                foreach (var g in joining) Join(g);
+                StepBatch();
             }
             _stopped.TrySetResult();
         }
@@ -147,18 +152,24 @@ public sealed class GenerationScheduler : IAsyncDisposable, IDisposable
                 foreach (var g in _queue) g.Finish(e);
                 _queue.Clear();
             }
+            EndBatch(e);
             _stopped.TrySetException(e);
         }
     }
 
-    /// <summary>Waits for work and takes the next batch off the queue; null once closing and nothing is left.</summary>
-    private List<ScheduledGeneration>? NextBatch()
+    /// <summary>
+    /// Between two steps: closes an emptied batch, waits for work when idle, and takes the requests that may join the
+    /// running batch now (opening one for the oldest request if none runs). Null once closing and nothing is left.
+    /// </summary>
+    private List<ScheduledGeneration>? NextJoiners()
     {
+        if (_batch is { Session.Count: 0 }) EndBatch(null);
         lock (_gate)
         {
             while (true)
             {
                 DropCancelled();
+                if (_batch is not null) break;
                 if (_queue.Count > 0 && !_hardStop.IsCancellationRequested) break;
                 if (_closing)
                 {
@@ -169,15 +180,105 @@ public sealed class GenerationScheduler : IAsyncDisposable, IDisposable
                 }
                 Monitor.Wait(_gate);
             }
-            var picks = BatchComposer.Compose(_queue.Select(g => g.Admitted).ToList(), Options.MaxBatch);
-            var batch = picks.Select(i => _queue[i]).ToList();
+            if (_hardStop.IsCancellationRequested) return [];
+            if (_batch is null)
+            {
+                _batch = new RunningBatch(_queue[0].Admitted.Key, _decode(_queue[0].Admitted.Key));
+                _batches++;
+            }
+            var picks = BatchComposer.Compose(_queue.Select(g => g.Admitted).ToList(), _batch.Key, Options.MaxBatch - _batch.Session.Count);
+            var joining = picks.Select(i => _queue[i]).ToList();
             for (var k = picks.Length - 1; k >= 0; k--) _queue.RemoveAt(picks[k]);
             // Unregister, not Dispose: Dispose would wait for a running callback, which waits for this lock.
-            foreach (var g in batch) g.WhileQueued.Unregister();
-            _running = batch.Count;
-            _batches++;
-            _largestBatch = Math.Max(_largestBatch, batch.Count);
-            return batch;
+            foreach (var g in joining) g.WhileQueued.Unregister();
+            _running = _batch.Session.Count + joining.Count;
+            return joining;
+        }
+    }
+
+    private void Join(ScheduledGeneration generation)
+    {
+        var batch = _batch!;
+        try
+        {
+            batch.Members[batch.Session.Add(generation.Request)] = generation;
+            batch.Finishes.Add(null);
+            batch.Order[generation] = batch.Finishes.Count - 1;
+        }
+        catch (Exception e)
+        {
+            // Admission checked it already; a request the decoder still refuses fails alone.
+            _log.LogError(e, "a request could not join the batch");
+            generation.Finish(e);
+            lock (_gate) _failed++;
+        }
+    }
+
+    /// <summary>One step of the running batch: publish its events, count its forward; a failure ends the batch.</summary>
+    private void StepBatch()
+    {
+        var batch = _batch;
+        if (batch is null) return;
+        try
+        {
+            if (_hardStop.IsCancellationRequested) throw new OperationCanceledException(_hardStop.Token);
+            var step = batch.Session.Step(_hardStop.Token);
+            if (step is null) return;
+            if (step.Rows > 0)
+                lock (_gate)
+                {
+                    _meter.Record(step.Rows, Environment.TickCount64 / 1000);
+                    _largestBatch = Math.Max(_largestBatch, step.Rows);
+                }
+            foreach (var e in step.Events)
+            {
+                if (!batch.Members.TryGetValue(e.Sequence, out var g)) continue;
+                g.Publish(e);
+                if (e.Result is not { } r) continue;
+                batch.Finishes[batch.Order[g]] = r.Finish;
+                batch.Members.Remove(e.Sequence);
+                lock (_gate)
+                {
+                    if (r.Finish == FinishReason.Cancelled) _cancelled++;
+                    else _completed++;
+                }
+            }
+            lock (_gate) _running = batch.Session.Count;
+        }
+        catch (OperationCanceledException) when (_hardStop.IsCancellationRequested)
+        {
+            EndBatch(new OperationCanceledException("the server stopped before this request finished"));
+        }
+        catch (Exception e)
+        {
+            _log.LogError(e, "a batch of {Size} failed", batch.Members.Count);
+            EndBatch(e);
+        }
+    }
+
+    /// <summary>Closes the running batch: members still in it fail with <paramref name="error"/>; reports the batch.</summary>
+    private void EndBatch(Exception? error)
+    {
+        if (_batch is not { } batch) return;
+        _batch = null;
+        foreach (var g in batch.Members.Values)
+            g.Finish(error ?? new InvalidOperationException("decoding ended without a result for this request"));
+        lock (_gate)
+        {
+            _failed += batch.Members.Count;
+            _running = 0;
+        }
+        batch.Session.Dispose();
+        var report = new BatchReport(batch.Finishes.Count, batch.Session.Forwards, batch.Clock.Elapsed.TotalSeconds, batch.Finishes);
+        _log.LogDebug("batch of {Size}: {Forwards} forwards in {Seconds:F3} s, finishes {Finishes}", report.Size, report.Forwards, report.Seconds,
+            string.Join(",", report.Finishes.Select(f => f?.ToString().ToLowerInvariant() ?? "failed")));
+        try
+        {
+            BatchFinished?.Invoke(report);
+        }
+        catch (Exception e)
+        {
+            _log.LogWarning(e, "a BatchFinished handler threw");
         }
     }
 
@@ -203,49 +304,14 @@ public sealed class GenerationScheduler : IAsyncDisposable, IDisposable
         }
     }
 
-    private void Run(List<ScheduledGeneration> batch)
+    /// <summary>The running batch: its session, which request each sequence id is, and how each member ended so far.</summary>
+    private sealed class RunningBatch(BatchKey key, IGenerationSession session)
     {
-        var clock = Stopwatch.StartNew();
-        var finishes = new FinishReason?[batch.Count];
-        var forwards = 0;
-        try
-        {
-            foreach (var e in _decode(batch.Select(g => g.Request).ToList(), _hardStop.Token))
-            {
-                forwards = Math.Max(forwards, e.Step.Forward);
-                batch[e.Sequence].Publish(e);
-                if (e.Result is { } r) finishes[e.Sequence] = r.Finish;
-            }
-            foreach (var g in batch) g.Finish(new InvalidOperationException("decoding ended without a result for this request"));
-        }
-        catch (OperationCanceledException) when (_hardStop.IsCancellationRequested)
-        {
-            foreach (var g in batch) g.Finish(new OperationCanceledException("the server stopped before this request finished"));
-        }
-        catch (Exception e)
-        {
-            _log.LogError(e, "a batch of {Size} failed", batch.Count);
-            foreach (var g in batch) g.Finish(e);
-        }
-        lock (_gate)
-        {
-            foreach (var f in finishes)
-            {
-                if (f == FinishReason.Cancelled) _cancelled++;
-                else if (f is null) _failed++;
-                else _completed++;
-            }
-        }
-        var report = new BatchReport(batch.Count, forwards, clock.Elapsed.TotalSeconds, finishes);
-        _log.LogDebug("batch of {Size}: {Forwards} forwards in {Seconds:F3} s, finishes {Finishes}", report.Size, report.Forwards, report.Seconds,
-            string.Join(",", finishes.Select(f => f?.ToString().ToLowerInvariant() ?? "failed")));
-        try
-        {
-            BatchFinished?.Invoke(report);
-        }
-        catch (Exception e)
-        {
-            _log.LogWarning(e, "a BatchFinished handler threw");
-        }
+        public BatchKey Key { get; } = key;
+        public IGenerationSession Session { get; } = session;
+        public Dictionary<int, ScheduledGeneration> Members { get; } = [];
+        public Dictionary<ScheduledGeneration, int> Order { get; } = [];
+        public List<FinishReason?> Finishes { get; } = [];
+        public Stopwatch Clock { get; } = Stopwatch.StartNew();
     }
 }

@@ -23,13 +23,15 @@ public sealed class BadRequestServer : IAsyncLifetime
             raw.EnsureMaskToken();
             raw.Save(_dir.File("tiny-dllm"));
         }
-        Server = await TestServer.StartAsync(_dir.File("tiny-dllm"), wrap: inner => (batch, cancel) => Explode(inner, batch, cancel));
+        Server = await TestServer.StartAsync(_dir.File("tiny-dllm"), wrap: inner => key => Explode(inner, key));
     }
 
-    private static IEnumerable<GenerationEvent> Explode(BatchDecoder inner, IReadOnlyList<GenerationRequest> batch, CancellationToken cancel)
+    /// <summary>A batch holding a "boom" request fails at its next step.</summary>
+    private static IGenerationSession Explode(BatchDecoder inner, BatchKey key)
     {
-        if (batch.Any(r => r.Prompt.Contains("boom", StringComparison.Ordinal))) throw new InvalidOperationException("the decoder blew up");
-        return inner(batch, cancel);
+        var boom = false;
+        return new HookedSession(inner(key), added: r => boom |= r.Prompt.Contains("boom", StringComparison.Ordinal),
+            before: (_, _) => { if (boom) throw new InvalidOperationException("the decoder blew up"); });
     }
 
     public async Task DisposeAsync()

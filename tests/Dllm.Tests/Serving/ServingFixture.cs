@@ -84,28 +84,37 @@ public sealed class TestServer : IAsyncDisposable
 public static class TestDecoders
 {
     /// <summary>Each batch waits for <paramref name="gate"/> before its first forward.</summary>
-    public static Func<BatchDecoder, BatchDecoder> Held(ManualResetEventSlim gate) => inner => (batch, cancel) => Hold(inner, gate, batch, cancel);
+    public static Func<BatchDecoder, BatchDecoder> Held(ManualResetEventSlim gate) =>
+        inner => key => new HookedSession(inner(key), before: (step, cancel) => { if (step == 0) gate.Wait(cancel); });
 
-    /// <summary>Sleeps <paramref name="perStep"/> per decoding forward (steps that change no text yield no event, so they are made up for).</summary>
-    public static Func<BatchDecoder, BatchDecoder> Slow(TimeSpan perStep) => inner => (batch, cancel) => Slowly(inner, perStep, batch, cancel);
+    /// <summary>Sleeps <paramref name="perStep"/> after every decoding forward.</summary>
+    public static Func<BatchDecoder, BatchDecoder> Slow(TimeSpan perStep) =>
+        inner => key => new HookedSession(inner(key), after: s => { if (s.Rows > 0) Thread.Sleep(perStep); });
+}
 
-    private static IEnumerable<GenerationEvent> Hold(BatchDecoder inner, ManualResetEventSlim gate, IReadOnlyList<GenerationRequest> batch, CancellationToken cancel)
+/// <summary>A session with test hooks around its steps and adds.</summary>
+public sealed class HookedSession(IGenerationSession inner, Action<int, CancellationToken>? before = null, Action<GenerationStep>? after = null,
+    Action<GenerationRequest>? added = null) : IGenerationSession
+{
+    private int _steps;
+
+    public int Running => inner.Running;
+    public int Count => inner.Count;
+    public int Forwards => inner.Forwards;
+
+    public int Add(GenerationRequest request)
     {
-        gate.Wait(cancel);
-        foreach (var e in inner(batch, cancel)) yield return e;
+        added?.Invoke(request);
+        return inner.Add(request);
     }
 
-    private static IEnumerable<GenerationEvent> Slowly(BatchDecoder inner, TimeSpan perStep, IReadOnlyList<GenerationRequest> batch, CancellationToken cancel)
+    public GenerationStep? Step(CancellationToken cancel = default)
     {
-        var forwards = 0;
-        foreach (var e in inner(batch, cancel))
-        {
-            if (e.Step.Forward > forwards)
-            {
-                Thread.Sleep(perStep * (e.Step.Forward - forwards));
-                forwards = e.Step.Forward;
-            }
-            yield return e;
-        }
+        before?.Invoke(_steps++, cancel);
+        var step = inner.Step(cancel);
+        if (step is not null) after?.Invoke(step);
+        return step;
     }
+
+    public void Dispose() => inner.Dispose();
 }

@@ -1,0 +1,108 @@
+using Dllm.Models;
+
+namespace Dllm.Generation;
+
+/// <summary>
+/// A running batch that sequences join and leave while it decodes (continuous batching). <see cref="Add"/> queues a
+/// prompt; it joins at the next point where the batch can take it (the next step for AR, the next block boundary
+/// for block decoding). Every <see cref="Step"/> runs one decoding forward over the rows in the batch and reports
+/// what it decided; a sequence that finishes or is <see cref="Cancel"/>led leaves at once and frees its cache rows.
+/// The session owns its KV cache and every tensor; call it from one thread, and dispose it.
+/// </summary>
+/// <remarks>
+/// Sequence ids count up from 0 in the order of <see cref="Add"/>. Stop-token ids are the session's; the token
+/// limit and sampling are each sequence's own. A sequence's tokens do not depend on its batchmates: greedy
+/// decoding gives the same tokens alone or joined mid-way (up to float rounding in batched kernels).
+/// </remarks>
+public abstract class DecodeSession : IDisposable
+{
+    private readonly List<Joiner> _waiting = [];
+    private readonly HashSet<int> _cancelled = [];
+    private int _next;
+
+    protected DecodeSession(CausalLM model, IReadOnlyList<int> stopTokenIds, Func<int, IReadOnlyList<int>, bool>? stopWhen, DecodeProfile? profile)
+    {
+        Model = model;
+        Stops = stopTokenIds.ToHashSet();
+        StopWhen = stopWhen;
+        Profile = profile;
+    }
+
+    protected CausalLM Model { get; }
+    protected IReadOnlySet<int> Stops { get; }
+    protected Func<int, IReadOnlyList<int>, bool>? StopWhen { get; }
+    protected DecodeProfile? Profile { get; }
+
+    /// <summary>Decoding forwards so far (prefill excluded).</summary>
+    public int Forwards { get; protected set; }
+
+    /// <summary>Sequences in the batch now.</summary>
+    public abstract int Running { get; }
+
+    /// <summary>Sequences added that have not joined yet.</summary>
+    public int Waiting => _waiting.Count;
+
+    /// <summary>Sequences in the batch or about to join it.</summary>
+    public int Count => Running + Waiting;
+
+    /// <summary>
+    /// Queues a prompt to join the batch; returns its sequence id. Its token limit is capped at what the context
+    /// leaves after its own prompt (<see cref="Room"/>).
+    /// </summary>
+    public int Add(IReadOnlyList<int> prompt, DecodeOptions options)
+    {
+        options.Validate();
+        if (prompt.Count == 0) throw new DllmException("a prompt is empty: it needs at least one token (e.g. BOS)");
+        var room = Room(prompt.Count);
+        if (room <= 0)
+            throw new DllmException($"the prompt has {prompt.Count} tokens but the model's context is {Model.Config.MaxPositionEmbeddings}{ContextNote}; shorten it to leave room for at least one new token");
+        var id = _next++;
+        _waiting.Add(new Joiner(id, prompt.ToArray(), options with { MaxNewTokens = Math.Min(options.MaxNewTokens, room) }));
+        return id;
+    }
+
+    /// <summary>New tokens a prompt of this length leaves room for in the context.</summary>
+    public abstract int Room(int promptTokens);
+
+    protected virtual string ContextNote => "";
+
+    /// <summary>The sequence leaves before the next forward (or never joins), finishing as <see cref="FinishReason.Cancelled"/>.</summary>
+    public void Cancel(int sequence) => _cancelled.Add(sequence);
+
+    /// <summary>One decoding forward and what it decided; null once the batch is empty and nobody waits.</summary>
+    public abstract DecodeStep? Step(CancellationToken cancel = default);
+
+    /// <summary>Takes the waiting sequences (the subclass joins them now).</summary>
+    protected List<Joiner> TakeWaiting()
+    {
+        var joining = _waiting.ToList();
+        _waiting.Clear();
+        return joining;
+    }
+
+    /// <summary>
+    /// Removes cancelled waiting sequences and reports cancelled rows (by their generated length): the subclass drops
+    /// the rows <paramref name="leave"/> marks.
+    /// </summary>
+    protected void TakeCancelled(IReadOnlyList<(int Sequence, int Generated)> rows, List<SequenceUpdate> updates, List<int> leave)
+    {
+        if (_cancelled.Count == 0) return;
+        for (var i = _waiting.Count - 1; i >= 0; i--)
+            if (_cancelled.Contains(_waiting[i].Sequence))
+            {
+                updates.Add(new SequenceUpdate(_waiting[i].Sequence, [], [], [], FinishReason.Cancelled, 0));
+                _waiting.RemoveAt(i);
+            }
+        for (var i = 0; i < rows.Count; i++)
+            if (_cancelled.Contains(rows[i].Sequence))
+            {
+                updates.Add(new SequenceUpdate(rows[i].Sequence, [], [], [], FinishReason.Cancelled, rows[i].Generated));
+                leave.Add(i);
+            }
+        _cancelled.Clear();
+    }
+
+    protected sealed record Joiner(int Sequence, int[] Prompt, DecodeOptions Options);
+
+    public abstract void Dispose();
+}
