@@ -7,6 +7,7 @@ using Dllm.Models;
 using Dllm.Models.Layers;
 using Dllm.Runtime;
 using Dllm.Serving.Http;
+using Dllm.Tokenization;
 using static TorchSharp.torch;
 
 namespace Dllm.Bench;

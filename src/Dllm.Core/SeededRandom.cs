@@ -6,7 +6,7 @@ namespace Dllm;
 /// order (a change would silently move resumed runs), and the seeds of each training step's torch generator.
 /// System.Random's algorithm is not a documented contract. Not thread-safe; one instance per stream.
 /// </summary>
-internal sealed class SeededRandom(ulong seed)
+public sealed class SeededRandom(ulong seed)
 {
     private const ulong Golden = 0x9E3779B97F4A7C15UL;
     private ulong _state = seed;

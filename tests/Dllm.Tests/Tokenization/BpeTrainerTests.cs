@@ -1,9 +1,10 @@
 using System.Text.Json.Nodes;
 using Dllm.Demo;
+using Dllm.Tests.Demo;
 using Dllm.Tokenization;
 using static Dllm.Tests.Tokenization.TinyByteLevelTokenizer;
 
-namespace Dllm.Tests.Demo;
+namespace Dllm.Tests.Tokenization;
 
 [Collection(DemoCollection.Name)]
 public sealed class BpeTrainerTests(DemoFixture data)

@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text;
 
-namespace Dllm.Demo;
+namespace Dllm.Tokenization;
 
 /// <summary>
 /// Learns byte-level BPE merges from pre-token counts: start from the 256 bytes, then repeatedly merge the

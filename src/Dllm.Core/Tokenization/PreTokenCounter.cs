@@ -1,7 +1,6 @@
 using System.Runtime.InteropServices;
-using Dllm.Tokenization;
 
-namespace Dllm.Demo;
+namespace Dllm.Tokenization;
 
 /// <summary>
 /// How often each pre-token occurs in the documents: BPE merges never cross pre-token boundaries, so the

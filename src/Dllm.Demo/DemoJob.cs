@@ -4,6 +4,7 @@ using Dllm.Evaluation;
 using Dllm.FineTuning;
 using Dllm.Generation;
 using Dllm.Models;
+using Dllm.Tokenization;
 using Dllm.Training;
 
 namespace Dllm.Demo;

@@ -1,4 +1,4 @@
-namespace Dllm.Demo;
+namespace Dllm.Tokenization;
 
 /// <summary>
 /// The result of BPE training, in byte-level spelling ("Ġthe"): tokens by id (the 256 bytes in byte order,

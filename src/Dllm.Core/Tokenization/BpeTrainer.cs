@@ -1,6 +1,4 @@
-using Dllm.Tokenization;
-
-namespace Dllm.Demo;
+namespace Dllm.Tokenization;
 
 /// <summary>
 /// Trains a GPT-2-style byte-level BPE tokenizer and writes it as Hugging Face files. Pre-tokens come from

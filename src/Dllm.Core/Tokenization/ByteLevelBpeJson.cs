@@ -1,8 +1,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
-using Dllm.Tokenization;
 
-namespace Dllm.Demo;
+namespace Dllm.Tokenization;
 
 /// <summary>
 /// Spells a learned byte-level BPE as the Hugging Face files: a GPT-2-style tokenizer.json (Split regex then

@@ -1,7 +1,8 @@
 using System.Text;
 using Dllm.Demo;
+using Dllm.Tokenization;
 
-namespace Dllm.Tests.Demo;
+namespace Dllm.Tests.Tokenization;
 
 public sealed class BpeMergeLearnerTests
 {
