@@ -57,7 +57,10 @@ public static class CliApp
         }
         try
         {
-            return parse.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false });
+            // No ProcessTerminationTimeout: System.CommandLine would end the process 2 s after Ctrl-C whatever the
+            // verb is doing. Training verbs handle SIGINT/SIGTERM themselves (StopSignals) to save a checkpoint;
+            // the others keep the default, which ends them at once; serve's web host drains on its own.
+            return parse.Invoke(new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = null });
         }
         catch (Exception e) when (UserFacing(e) is { } message)
         {

@@ -106,7 +106,8 @@ public static class DemoJob
         string ar = Path.Combine(o.Output, "ar"), dlm = Path.Combine(o.Output, "dlm"), sft = Path.Combine(o.Output, "sft"),
             cap = Path.Combine(o.Output, "cap"), dpo = Path.Combine(o.Output, "dpo");
         foreach (var model in new[] { ar, dlm, sft, cap, dpo })
-            if (Directory.Exists(model + "-run")) Directory.Delete(model + "-run", recursive: true);   // the demo always starts fresh
+            foreach (var folder in new[] { model, model + "-run" })
+                if (Directory.Exists(folder)) Directory.Delete(folder, recursive: true);   // the demo always starts fresh (jobs refuse a used --out)
 
         Stage(2, $"pre-training a small AR model ({o.Layers} layers, hidden {o.Hidden}) on {corpus.TrainDocuments:N0} documents");
         var trainer = new TrainerOptions

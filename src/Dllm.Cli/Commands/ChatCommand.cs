@@ -31,6 +31,9 @@ internal static class ChatCommand
         };
         command.SetAction((p, cancel) =>
         {
+            // Settings are checked once up front; a per-turn error below only skips that turn.
+            new DecodeOptions { MaxNewTokens = p.GetValue(maxNew), Sampling = new SamplingOptions(p.GetValue(temperature)) }.Validate();
+            new BlockDecodeOptions(p.GetValue(blockSize) ?? 1, p.GetValue(threshold)).Validate();
             using var loaded = LoadedModel.Load(p.GetValue(model)!, SharedOptions.LoadOptions(p, device, dtype));
             var chat = p.GetValue(template) is { } name ? ChatTemplate.ByName(name) : ChatTemplate.For(loaded.Tokenizer);
             var resolved = TextGeneration.ResolveMode(loaded, p.GetValue(mode));
@@ -59,7 +62,18 @@ internal static class ChatCommand
                     Options = new DecodeOptions { MaxNewTokens = p.GetValue(maxNew), Sampling = new SamplingOptions(p.GetValue(temperature)) },
                     Block = new BlockDecodeOptions(p.GetValue(blockSize) ?? loaded.DefaultBlockSize, p.GetValue(threshold), Editing: editing),
                 };
-                var result = live && resolved == DecodeMode.Diffusion ? LiveBlocks(loaded, request, cancel) : Stream(output, loaded, request, cancel);
+                GenerationResult result;
+                try
+                {
+                    result = live && resolved == DecodeMode.Diffusion ? LiveBlocks(loaded, request, cancel) : Stream(output, loaded, request, cancel);
+                }
+                catch (DllmException e) when (e is not NonFiniteLogitsException)
+                {
+                    // One turn the model cannot take (the conversation outgrew the context) must not end the session.
+                    history.RemoveAt(history.Count - 1);
+                    Output.Err(p).WriteLine($"error: {e.Message}; this message was not added: /reset starts a new conversation");
+                    continue;
+                }
                 history.Add(ChatMessage.Assistant(result.Text.Trim()));
                 output.WriteLine();
                 Output.Err(p).WriteLine($"[{result.DecodedTokens} tokens decoded, {result.TokensPerForward:F2} tokens/forward, {result.TokensPerSecond:F1} tokens/s]");

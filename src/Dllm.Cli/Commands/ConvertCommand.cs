@@ -50,24 +50,8 @@ internal static class ConvertCommand
                 Loss = new ConversionLoss(p.GetValue(complementary), p.GetValue(flat)),
                 Resume = p.GetValue(train.Resume),
             };
-            var view = new TrainingProgressView(Output.Out(p), Output.IsInteractive(p));
-            var result = view.Run("converting", () => ConversionJob.Run(options, view, cancel));
-            return Task.FromResult(Report(p, result));
+            return Task.FromResult(TrainingVerb.Run(p, "converting", cancel, (view, stop) => ConversionJob.Run(options, view, stop)));
         });
         return command;
-    }
-
-    internal static int Report(ParseResult p, JobResult result)
-    {
-        var o = Output.Out(p);
-        switch (result.Outcome)
-        {
-            case TrainingOutcome.Completed:
-                o.WriteLine($"wrote {Path.GetFullPath(result.Output)}" + (result.ValidationMetric is { } m ? $" ({result.Metric} {m:F4}, ppl bound {Math.Exp(m):F2})" : ""));
-                return 0;
-            default:
-                Output.Err(p).WriteLine($"stopped early; checkpoint saved in {result.RunDirectory}: rerun with --resume to continue");
-                return 130;
-        }
     }
 }

@@ -49,9 +49,7 @@ internal static class DpoCommand
                 Trainer = train.BindFor(p, p.GetValue(model)!),
                 Resume = p.GetValue(train.Resume),
             };
-            var view = new TrainingProgressView(Output.Out(p), Output.IsInteractive(p));
-            var result = view.Run("preference optimisation", () => DpoJob.Run(options, view, cancel));
-            return Task.FromResult(ConvertCommand.Report(p, result));
+            return Task.FromResult(TrainingVerb.Run(p, "preference optimisation", cancel, (view, stop) => DpoJob.Run(options, view, stop)));
         });
         return command;
     }

@@ -48,6 +48,15 @@ internal static class EvalCommand
         };
         command.SetAction(p =>
         {
+            // Option ranges first: a zero batch used to spin forever, a zero block divided by zero.
+            if (p.GetValue(block) is < 1 and var badBlock) throw new DllmException($"--block-size must be positive, got {badBlock}");
+            if (p.GetValue(batch) < 1) throw new DllmException($"--batch must be positive, got {p.GetValue(batch)}");
+            if (p.GetValue(samples) < 1) throw new DllmException($"--samples must be positive, got {p.GetValue(samples)}");
+            if (p.GetValue(maxDocs) < 0) throw new DllmException($"--max-docs must be 0 (all) or positive, got {p.GetValue(maxDocs)}");
+            if (p.GetValue(maxLen) < 0) throw new DllmException($"--max-length must be 0 (the model's context) or positive, got {p.GetValue(maxLen)}");
+            if (p.GetValue(maxNew) < 1) throw new DllmException($"--max-new-tokens must be positive, got {p.GetValue(maxNew)}");
+            new SamplingOptions(p.GetValue(temperature)).Validate();
+            new BlockDecodeOptions(p.GetValue(block) ?? 1, p.GetValue(threshold), p.GetValue(maxSteps)).Validate();
             using var loaded = LoadedModel.Load(p.GetValue(model)!, SharedOptions.LoadOptions(p, device, dtype));
             if (p.GetValue(task) is { } taskFile)
             {

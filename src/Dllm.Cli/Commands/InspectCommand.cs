@@ -16,8 +16,10 @@ internal static class InspectCommand
         var tensors = new Option<bool>("--tensors") { Description = "List every tensor with its dtype and shape" };
         var json = SharedOptions.Json();
         var command = new Command("inspect",
-            "Describe a checkpoint without loading its weights: architecture, size, parameter count, dtypes, " +
-            "tensors, tokenizer and special tokens, and whether it is an AR or a diffusion LM.")
+            "Describe a checkpoint: architecture, size, parameter count, dtypes, tensors, tokenizer and special tokens, " +
+            "and whether it is an AR or a diffusion LM. It also runs every check loading does (config ranges, shapes against " +
+            "config.json, floating-point dtypes, finite weights, tokenizer ids within the vocabulary) and exits 1 naming the " +
+            "first problem, so a folder inspect accepts is one generate, serve and the trainers accept.")
         {
             dir, tensors, json,
         };
@@ -26,14 +28,16 @@ internal static class InspectCommand
             var report = Describe(p.GetValue(dir)!);
             if (p.GetValue(json)) Output.WriteJson(p, report.ToJson(p.GetValue(tensors)));
             else report.Render(Output.Out(p), p.GetValue(tensors));
-            return 0;
+            if (report.Problem is null) return 0;
+            Output.Err(p).WriteLine($"error: {report.Problem}");
+            return 1;
         });
         return command;
     }
 
     private sealed record TensorRow(string Name, string DType, long[] Shape, bool Used);
 
-    private sealed record Report(ModelConfig Config, IReadOnlyList<TensorRow> Tensors, TextTokenizer? Tokenizer, string? TokenizerError, string Directory)
+    private sealed record Report(ModelConfig Config, IReadOnlyList<TensorRow> Tensors, TextTokenizer? Tokenizer, string? TokenizerError, string Directory, string? Problem)
     {
         private long Parameters => Tensors.Where(t => t.Used).Sum(t => t.Shape.Aggregate(1L, (a, b) => a * b));
 
@@ -66,6 +70,7 @@ internal static class InspectCommand
             }
             else yield return ("tokenizer", TokenizerError ?? "none");
             yield return ("mask token", MaskId is { } id ? $"{Tokenizer?.IdToToken(id) ?? "?"}={id}" : "none (AR checkpoint: dllm convert adds one)");
+            yield return ("check", Problem ?? "ok: loads as generate, serve and the trainers load it");
         }
 
         public void Render(TextWriter writer, bool listTensors)
@@ -99,6 +104,8 @@ internal static class InspectCommand
                 ["tensor_count"] = Tensors.Count,
                 ["dtypes"] = new JsonObject(Tensors.GroupBy(t => t.DType).Select(g => KeyValuePair.Create(g.Key, (JsonNode?)g.Count()))),
                 ["mask_token_id"] = MaskId,
+                ["valid"] = Problem is null,
+                ["problem"] = Problem,
             };
             if (Tokenizer is { } tok)
                 o["tokenizer"] = new JsonObject
@@ -134,6 +141,10 @@ internal static class InspectCommand
         string? error = null;
         try { tokenizer = TextTokenizer.Load(directory); }
         catch (DllmException e) { error = e.Message; }
-        return new Report(config, rows, tokenizer, error, Path.GetFullPath(directory));
+        // The checks loading runs, so inspect never passes a folder that generate refuses.
+        string? problem = error;
+        try { ModelFolderCheck.Run(config, reader, tokenizer); }
+        catch (DllmException e) { problem = e.Message; }
+        return new Report(config, rows, tokenizer, error, Path.GetFullPath(directory), problem);
     }
 }

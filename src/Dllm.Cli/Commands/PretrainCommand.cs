@@ -29,7 +29,7 @@ internal static class PretrainCommand
         command.SetAction((p, cancel) =>
         {
             var json = p.GetValue(config) is { } path
-                ? JsonNode.Parse(File.Exists(path) ? File.ReadAllText(path) : throw new DllmException($"config file not found: {path}"))!.AsObject()
+                ? Dllm.IO.StrictJson.ParseObject(File.Exists(path) ? File.ReadAllText(path) : throw new DllmException($"config file not found: {path}"), path)
                 : ModelPresets.Llama(p.GetValue(hidden), p.GetValue(layers), p.GetValue(heads), p.GetValue(kvHeads), p.GetValue(ffn), p.GetValue(seqLen));
             var options = new PretrainOptions
             {
@@ -42,9 +42,7 @@ internal static class PretrainCommand
                 Trainer = train.Bind(p, json["hidden_size"]?.GetValue<int>() ?? 256),
                 Resume = p.GetValue(train.Resume),
             };
-            var view = new TrainingProgressView(Output.Out(p), Output.IsInteractive(p));
-            var result = view.Run("pre-training", () => PretrainJob.Run(options, view, cancel));
-            return Task.FromResult(ConvertCommand.Report(p, result));
+            return Task.FromResult(TrainingVerb.Run(p, "pre-training", cancel, (view, stop) => PretrainJob.Run(options, view, stop)));
         });
         return command;
     }

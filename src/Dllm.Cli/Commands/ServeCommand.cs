@@ -11,7 +11,7 @@ internal static class ServeCommand
     public static Command Build()
     {
         var model = SharedOptions.Model();
-        var host = new Option<string>("--host") { Description = "Address to listen on: 127.0.0.1 (this machine only), 0.0.0.0 (every interface) or another local address", DefaultValueFactory = _ => "127.0.0.1" };
+        var host = new Option<string>("--host") { Description = "IP address to listen on: 127.0.0.1 (this machine only, the default), 0.0.0.0 or :: (every interface), localhost, or an address of one of this machine's interfaces; anything else is refused", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "TCP port (0 = pick a free one and print it)", DefaultValueFactory = _ => 8000 };
         var maxBatch = new Option<int>("--max-batch") { Description = "Most requests decoded together in one batch (1 = one at a time)", DefaultValueFactory = _ => 8 };
         var maxQueue = new Option<int>("--max-queue") { Description = "Most requests waiting for the model; more get HTTP 429", DefaultValueFactory = _ => 64 };
@@ -65,7 +65,9 @@ internal static class ServeCommand
             {
                 var err = Output.Err(p);
                 err.WriteLine($"serving {server.Served.Id} ({server.Served.Mode.ToString().ToLowerInvariant()} decoding, {server.Served.Template.Name} template, " +
-                              $"context {server.Served.ContextLength}) at {server.BaseAddress}v1 - max batch {options.MaxBatch}, queue {options.MaxQueue}; Ctrl-C drains and stops");
+                              $"context {server.Served.ContextLength}) at {server.BaseAddress}v1, listening on {string.Join(" and ", server.Listening)}" +
+                              (server.Listening.Any(u => u.Contains("0.0.0.0") || u.Contains("[::]")) ? " (every interface)" : "") +
+                              $" - max batch {options.MaxBatch}, queue {options.MaxQueue}; Ctrl-C drains and stops");
                 err.Flush();
                 server.WaitForShutdownAsync().GetAwaiter().GetResult();
             }

@@ -49,9 +49,7 @@ internal static class SftCommand
             };
             if (!(options.Settings.MinRate > 0 && options.Settings.MinRate < options.Settings.MaxRate && options.Settings.MaxRate <= 1))
                 throw new DllmException($"the mask-rate band must satisfy 0 < min < max <= 1, got [{options.Settings.MinRate}, {options.Settings.MaxRate}]");
-            var view = new TrainingProgressView(Output.Out(p), Output.IsInteractive(p));
-            var result = view.Run("fine-tuning", () => SftJob.Run(options, view, cancel));
-            return Task.FromResult(ConvertCommand.Report(p, result));
+            return Task.FromResult(TrainingVerb.Run(p, "fine-tuning", cancel, (view, stop) => SftJob.Run(options, view, stop)));
         });
         return command;
     }

@@ -33,16 +33,9 @@ public static class ModelConfigReader
 
     public static ModelConfig Read(string json, string source = "config.json")
     {
-        JsonObject raw;
-        try
-        {
-            raw = JsonNode.Parse(json) as JsonObject ?? throw new DllmException($"{source}: not a JSON object");
-        }
-        catch (JsonException e)
-        {
-            throw new DllmException($"{source}: invalid JSON ({e.Message})");
-        }
-        return new Fields(raw, source).Build();
+        var config = new Fields(IO.StrictJson.ParseObject(json, source), source).Build();
+        ConfigBounds.Check(config, source);
+        return config;
     }
 
     /// <summary>Typed access to the raw JSON with errors that name the file and the field.</summary>
@@ -52,10 +45,11 @@ public static class ModelConfigReader
         {
             var architecture = Architecture();
             var family = Architectures[architecture];
-            var hidden = Int("hidden_size");
-            var heads = Int("num_attention_heads");
-            var kvHeads = OptInt("num_key_value_heads") ?? heads;
-            var headDim = OptInt("head_dim") ?? (hidden % heads == 0 ? hidden / heads : Fail<int>($"hidden_size {hidden} is not a multiple of num_attention_heads {heads} and no head_dim is given"));
+            // Positive before anything divides by them.
+            var hidden = PositiveInt("hidden_size");
+            var heads = PositiveInt("num_attention_heads");
+            var kvHeads = OptPositiveInt("num_key_value_heads") ?? heads;
+            var headDim = OptPositiveInt("head_dim") ?? (hidden % heads == 0 ? hidden / heads : Fail<int>($"hidden_size {hidden} is not a multiple of num_attention_heads {heads} and no head_dim is given"));
             if (heads % kvHeads != 0)
                 Fail<int>($"num_attention_heads {heads} is not a multiple of num_key_value_heads {kvHeads}");
             var act = OptString("hidden_act") ?? "silu";
@@ -130,7 +124,7 @@ public static class ModelConfigReader
 
         private string Architecture()
         {
-            var names = raw["architectures"] is JsonArray array ? array.Select(n => n?.GetValue<string>() ?? "").ToArray() : [];
+            var names = raw["architectures"] is JsonArray array ? array.Select(n => n is JsonValue v && v.TryGetValue<string>(out var s) ? s : "").ToArray() : [];
             foreach (var name in names)
                 if (Architectures.ContainsKey(name)) return name;
             var found = names.Length == 0 ? "no 'architectures' field" : $"architecture {string.Join(", ", names)}";
@@ -140,10 +134,20 @@ public static class ModelConfigReader
         private RopeScaling? ReadRopeScaling()
         {
             if (raw["rope_scaling"] is not JsonObject o) return null;
-            var type = (o["rope_type"] ?? o["type"])?.GetValue<string>() ?? "default";
+            var type = (o["rope_type"] ?? o["type"]) switch
+            {
+                null => "default",
+                JsonValue v when v.TryGetValue<string>(out var name) => name,
+                var other => Fail<string>($"rope_scaling.rope_type must be a string, got {other.ToJsonString()}"),
+            };
             if (!RopeScaling.Supported.Contains(type))
                 return Fail<RopeScaling>($"rope_scaling type '{type}' is not supported (supported: {string.Join(", ", RopeScaling.Supported)})");
-            double D(string key, double fallback) => o[key] is JsonValue v ? v.GetValue<double>() : fallback;
+            double D(string key, double fallback) => o[key] switch
+            {
+                null => fallback,
+                JsonValue v when v.TryGetValue<double>(out var d) => d,
+                var other => Fail<double>($"rope_scaling.{key} must be a number, got {other.ToJsonString()}"),
+            };
             var scaling = new RopeScaling(type,
                 D("factor", 1.0), D("low_freq_factor", 1.0), D("high_freq_factor", 4.0),
                 (int)D("original_max_position_embeddings", 8192));
@@ -153,11 +157,11 @@ public static class ModelConfigReader
 
         private MoeSettings ReadMoe()
         {
-            var experts = OptInt("num_experts") ?? BailingDefaults.NumExperts;
-            var perToken = OptInt("num_experts_per_tok") ?? BailingDefaults.NumExpertsPerToken;
-            var groups = OptInt("n_group") ?? BailingDefaults.NumGroups;
-            var topkGroups = OptInt("topk_group") ?? BailingDefaults.TopKGroups;
-            var moeWidth = Int("moe_intermediate_size");
+            var experts = OptPositiveInt("num_experts") ?? BailingDefaults.NumExperts;
+            var perToken = OptPositiveInt("num_experts_per_tok") ?? BailingDefaults.NumExpertsPerToken;
+            var groups = OptPositiveInt("n_group") ?? BailingDefaults.NumGroups;
+            var topkGroups = OptPositiveInt("topk_group") ?? BailingDefaults.TopKGroups;
+            var moeWidth = PositiveInt("moe_intermediate_size");
             // The official block builds shared_experts whenever num_shared_experts is not null, with width
             // moe_intermediate_size * num_shared_experts: 0 (the default) gives a zero-width expert that adds nothing
             // but whose (empty) tensors a saved checkpoint holds. An explicit null means no such module.
@@ -191,7 +195,12 @@ public static class ModelConfigReader
         private DiffusionSettings? ReadDiffusion()
         {
             if (raw["dllm"] is not JsonObject o) return null;
-            var block = o["block_size"] is JsonValue v ? v.GetValue<int>() : Fail<int>("dllm.block_size is missing");
+            var block = o["block_size"] switch
+            {
+                null => Fail<int>("dllm.block_size is missing"),
+                JsonValue v when v.TryGetValue<int>(out var b) => b,
+                var other => Fail<int>($"dllm.block_size must be an integer, got {other.ToJsonString()}"),
+            };
             if (block <= 0) Fail<int>($"dllm.block_size must be positive, got {block}");
             var labels = o["labels"] switch
             {
@@ -205,6 +214,10 @@ public static class ModelConfigReader
         private T Fail<T>(string message) => throw new DllmException($"{source}: {message}");
 
         private int Int(string key) => OptInt(key) ?? Fail<int>($"required field '{key}' is missing");
+
+        private int PositiveInt(string key) => OptPositiveInt(key) ?? Fail<int>($"required field '{key}' is missing");
+
+        private int? OptPositiveInt(string key) => OptInt(key) is { } value && value <= 0 ? Fail<int>($"{key} must be positive, got {value}") : OptInt(key);
 
         private int? OptInt(string key) => raw[key] switch
         {

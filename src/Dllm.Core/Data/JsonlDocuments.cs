@@ -27,7 +27,7 @@ internal static class JsonlDocuments
         JsonDocument json;
         try
         {
-            json = JsonDocument.Parse(line);
+            json = IO.StrictJson.Document(line);
         }
         catch (JsonException e)
         {

@@ -22,7 +22,7 @@ public static class TaskFile
             lineNumber++;
             if (string.IsNullOrWhiteSpace(line)) continue;
             JsonObject o;
-            try { o = JsonNode.Parse(line) as JsonObject ?? throw new DllmException($"{path} line {lineNumber}: not a JSON object"); }
+            try { o = IO.StrictJson.Parse(line) as JsonObject ?? throw new DllmException($"{path} line {lineNumber}: not a JSON object"); }
             catch (JsonException e) { throw new DllmException($"{path} line {lineNumber}: not valid JSON ({e.Message})"); }
             string? Field(string name) => o[name] is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
             if (Field("prompt") is { } prompt && Field("answer") is { } answer)

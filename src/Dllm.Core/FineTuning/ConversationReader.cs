@@ -32,7 +32,7 @@ public static class ConversationReader
         if (text.TrimStart().StartsWith('['))
         {
             JsonArray array;
-            try { array = JsonNode.Parse(text)!.AsArray(); }
+            try { array = IO.StrictJson.Parse(text)!.AsArray(); }
             catch (JsonException e) { throw new DllmException($"{path}: not valid JSON ({e.Message})"); }
             for (var i = 0; i < array.Count; i++)
                 yield return (array[i] as JsonObject ?? throw new DllmException($"{path} record {i + 1}: not a JSON object"), $"{path} record {i + 1}");
@@ -44,7 +44,7 @@ public static class ConversationReader
             line++;
             if (string.IsNullOrWhiteSpace(raw)) continue;
             JsonObject o;
-            try { o = JsonNode.Parse(raw) as JsonObject ?? throw new DllmException($"{path} line {line}: not a JSON object"); }
+            try { o = IO.StrictJson.Parse(raw) as JsonObject ?? throw new DllmException($"{path} line {line}: not a JSON object"); }
             catch (JsonException e) { throw new DllmException($"{path} line {line}: not valid JSON ({e.Message})"); }
             yield return (o, $"{path} line {line}");
         }

@@ -31,7 +31,8 @@ public static class DpoJob
     {
         observer ??= NullObserver.Instance;
         var run = o.ResolvedRunDirectory;
-        var (store, resumeFrom) = JobSupport.OpenRun(run, o.Resume);
+        JobSupport.Preflight(o.Output, run, o.Resume, [o.Data], o.Trainer);
+        var (store, resumeFrom) = JobSupport.OpenRun(run, o.Resume, observer);
         var load = new LoadOptions(o.Trainer.Device, o.Trainer.ComputeDType);
         using var policy = LoadedModel.Load(resumeFrom?.Path ?? o.Model, load);
         using var reference = LoadedModel.Load(o.Reference ?? o.Model, load);

@@ -35,7 +35,8 @@ public static class SftJob
     {
         observer ??= NullObserver.Instance;
         var run = o.ResolvedRunDirectory;
-        var (store, resumeFrom) = JobSupport.OpenRun(run, o.Resume);
+        JobSupport.Preflight(o.Output, run, o.Resume, [o.Data], o.Trainer);
+        var (store, resumeFrom) = JobSupport.OpenRun(run, o.Resume, observer);
         using var loaded = LoadedModel.Load(resumeFrom?.Path ?? o.Model, new LoadOptions(o.Trainer.Device, o.Trainer.ComputeDType));
         var labels = JobSupport.Labels(loaded, o.Labels, o.Model);
         loaded.EnsureMaskToken();

@@ -76,6 +76,7 @@ public sealed class ArDecodeSession : DecodeSession
             tokens = t.cpu().data<long>().Select(x => (int)x).ToArray();
             confidences = c.cpu().data<float>().ToArray();
         }
+        NonFiniteLogits.Check(confidences);
         _logits!.Dispose();
         _logits = null;
         Forwards++;

@@ -235,6 +235,7 @@ public sealed class BlockDecodeSession : DecodeSession
                 continue;
             }
             var (tokens, confidence) = Predict(drawing);
+            NonFiniteLogits.Check(confidence);
             Forwards++;
             foreach (var (r, k) in drawing.Select((r, k) => (r, k)))
             {

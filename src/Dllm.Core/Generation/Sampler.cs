@@ -14,7 +14,9 @@ public static class Sampler
     {
         using var scope = NewDisposeScope();
         var x = logits.to_type(ScalarType.Float32);
-        if (!o.IsGreedy && o.Temperature != 1.0) x = x / o.Temperature;
+        // Shift by the row maximum first: the top logit becomes 0, so a tiny temperature (1e-300) sends the others
+        // to -inf instead of turning every logit into inf and the softmax into NaN.
+        if (!o.IsGreedy && o.Temperature != 1.0) x = (x - x.max(-1, keepdim: true).values) / o.Temperature;
         var vocab = x.shape[^1];
         if (o.TopK > 0 && o.TopK < vocab)
         {
@@ -53,6 +55,8 @@ public static class Sampler
                 throw new ArgumentException("sampling needs one generator per row");
             // multinomial draws on CPU so the seeded stream is the same on every device.
             var cpuProbs = probs.cpu();
+            // multinomial would fail inside libtorch on NaN rows; the host copy is there anyway.
+            if (!cpuProbs.isfinite().all().item<bool>()) throw new NonFiniteLogitsException();
             var picked = new long[probs.shape[0]];
             for (var i = 0; i < picked.Length; i++)
                 picked[i] = cpuProbs[i].multinomial(1, generator: generators[i]).item<long>();

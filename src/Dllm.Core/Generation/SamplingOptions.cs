@@ -8,11 +8,14 @@ public sealed record SamplingOptions(double Temperature = 0.0, int TopK = 0, dou
 {
     public static SamplingOptions Greedy { get; } = new();
 
-    public bool IsGreedy => Temperature <= 0;
+    /// <summary>Temperatures below this decode greedily (vLLM's convention): sampling at 1e-300 is argmax anyway.</summary>
+    public const double GreedyBelow = 1e-5;
+
+    public bool IsGreedy => Temperature < GreedyBelow;
 
     public void Validate()
     {
-        if (Temperature < 0 || double.IsNaN(Temperature)) throw new DllmException($"temperature must be >= 0, got {Temperature}");
+        if (!(Temperature >= 0 && double.IsFinite(Temperature))) throw new DllmException($"temperature must be a finite number >= 0, got {Temperature}");
         if (TopK < 0) throw new DllmException($"top-k must be >= 0, got {TopK}");
         if (!(TopP > 0 && TopP <= 1)) throw new DllmException($"top-p must be in (0, 1], got {TopP}");
     }

@@ -102,6 +102,9 @@ public sealed class CheckpointReader : IDisposable
 
     public TensorEntry Entry(string name) => Owner(name).Entries[name];
 
+    /// <summary>The path of the file holding <paramref name="name"/>, for errors that name it.</summary>
+    public string FileOf(string name) => Owner(name).Path;
+
     public torch.Tensor Load(string name, torch.ScalarType? dtype = null, torch.Device? device = null) =>
         Owner(name).Load(name, dtype, device);
 

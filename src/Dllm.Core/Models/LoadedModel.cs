@@ -16,6 +16,7 @@ public sealed class LoadedModel : IDisposable
     {
         if (!System.IO.Directory.Exists(directory)) throw new DllmException($"model folder not found: {directory}");
         var tokenizer = TextTokenizer.Load(directory);
+        ModelFolderCheck.CheckTokenizer(Config.ModelConfigReader.ReadDirectory(directory), tokenizer, directory);
         var model = ModelLoader.Load(directory, options);
         return new LoadedModel(model, tokenizer, directory);
     }

@@ -19,10 +19,12 @@ public static class ModelLoader
         TorchRuntime.EnsureLoaded();
         var config = ModelConfigReader.ReadDirectory(directory);
         using var reader = CheckpointReader.Open(directory);
+        ModelFolderCheck.CheckWeights(config, reader);
         var model = ModelFactory.Create(config, new Placement(options.ResolveDType(), options.ResolveDevice()));
         try
         {
             CopyWeights(model, reader, directory);
+            ModelFolderCheck.EnsureFinite(model, reader);
         }
         catch
         {

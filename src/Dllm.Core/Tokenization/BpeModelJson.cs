@@ -43,14 +43,24 @@ internal sealed record BpeModelJson(
             idToToken[id] = token;
         }
 
+        List<(string, string)> merges = ParseMerges(model["merges"]);
+        // Without merges BPE can only emit single symbols: multi-symbol vocabulary entries then mean a
+        // truncated file, which would tokenize into garbage rather than fail.
+        if (merges.Count == 0 && idToToken.FirstOrDefault(NeedsMerges) is { } composite)
+            throw new DllmException($"{Path}.merges is empty, but the vocabulary holds multi-symbol tokens such as '{composite}' that only merges can produce (is the file truncated?)");
+
         return new BpeModelJson(
             vocab,
             idToToken,
-            ParseMerges(model["merges"]),
+            merges,
             JsonFields.OptString(model, "unk_token", Path),
             JsonFields.OptBool(model, "byte_fallback", false, Path),
             JsonFields.OptBool(model, "ignore_merges", false, Path));
     }
+
+    /// <summary>More than one symbol, and not a special or byte token written in angle brackets ("&lt;s&gt;", "&lt;0x0A&gt;", "&lt;|endoftext|&gt;").</summary>
+    private static bool NeedsMerges(string? token) =>
+        token is not null && new System.Globalization.StringInfo(token).LengthInTextElements > 1 && !(token.StartsWith('<') && token.EndsWith('>'));
 
     /// <summary>Merges come as legacy "a b" strings or as ["a", "b"] pairs (tokenizers ≥ 0.20).</summary>
     private static List<(string, string)> ParseMerges(JsonNode? node)

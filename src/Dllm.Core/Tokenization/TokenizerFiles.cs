@@ -64,7 +64,7 @@ internal sealed record TokenizerFiles(
         try
         {
             using FileStream stream = File.OpenRead(path);
-            return JsonNode.Parse(stream);
+            return IO.StrictJson.Parse(stream);
         }
         catch (JsonException e)
         {

@@ -48,14 +48,24 @@ public sealed record BlockSchedule(IReadOnlyList<BlockPhase> Phases)
     /// </summary>
     public static BlockSchedule Wsd(long totalSteps, int sequenceLength, int finalBlockSize = Config.DiffusionSettings.DefaultBlockSize, double warmupFraction = 0.25, double decayFraction = 0.20)
     {
-        if (totalSteps < 3) throw new DllmException($"the WSD block schedule needs at least 3 steps, got {totalSteps}");
+        if (sequenceLength < 1) throw new DllmException($"the sequence length must be positive, got {sequenceLength}");
+        if (finalBlockSize < 1) throw new DllmException($"the block size must be positive, got {finalBlockSize}");
         var warmSizes = new List<int>();
         for (var b = 1; b < sequenceLength; b *= 4) warmSizes.Add(b);
         var final = Math.Min(finalBlockSize, sequenceLength);
-        var warm = Math.Max(warmSizes.Count, (long)Math.Round(totalSteps * warmupFraction));
-        var decay = Math.Max(1, (long)Math.Round(totalSteps * decayFraction));
-        var stable = totalSteps - warm - decay;
-        if (stable < 1) throw new DllmException($"{totalSteps} steps are too few for a {warmSizes.Count}-size warm-up, a stable and a decay phase");
+        (long Warm, long Stable, long Decay) Split(long steps)
+        {
+            var w = Math.Max(warmSizes.Count, (long)Math.Round(steps * warmupFraction));
+            var d = Math.Max(1, (long)Math.Round(steps * decayFraction));
+            return (w, steps - w - d, d);
+        }
+        // One message for every count that is too small, with the real minimum (it grows with L's warm-up sizes).
+        var minimum = warmSizes.Count + 2L;
+        while (Split(minimum).Stable < 1) minimum++;
+        if (totalSteps < minimum || Split(totalSteps).Stable < 1)
+            throw new DllmException($"--steps {totalSteps} is too few for the WSD block schedule at sequence length {sequenceLength}: it needs at least {minimum} " +
+                                    $"({warmSizes.Count} warm-up block size(s), then a stable and a decay phase)");
+        var (warm, stable, decay) = Split(totalSteps);
         var phases = new List<BlockPhase>();
         for (var i = 0; i < warmSizes.Count; i++)
         {
@@ -95,7 +105,7 @@ public sealed record BlockSchedule(IReadOnlyList<BlockPhase> Phases)
         {
             node = path.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".yml", StringComparison.OrdinalIgnoreCase)
                 ? YamlToJson.Convert(text)
-                : JsonNode.Parse(text);
+                : IO.StrictJson.Parse(text);
         }
         catch (Exception e) when (e is JsonException or YamlDotNet.Core.YamlException)
         {

@@ -25,6 +25,14 @@ public static class CheckpointMerge
     public static void Merge(IReadOnlyList<string> checkpoints, string output)
     {
         if (checkpoints.Count == 0) throw new DllmException("no checkpoints to merge");
+        // Every checkpoint must be a whole, loadable model before any is averaged: a folder a kill left
+        // half-written or half-deleted fails here by name instead of bending the mean.
+        foreach (var path in checkpoints)
+        {
+            var own = Config.ModelConfigReader.ReadDirectory(path);
+            using var check = CheckpointReader.Open(path);
+            ModelFolderCheck.CheckWeights(own, check);
+        }
         var config = Config.ModelConfigReader.ReadDirectory(checkpoints[0]);
         var tokenizer = TextTokenizer.Load(checkpoints[0]);
         var sums = new Dictionary<string, Tensor>();

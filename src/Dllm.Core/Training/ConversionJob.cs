@@ -56,7 +56,11 @@ public static class ConversionJob
     {
         observer ??= NullObserver.Instance;
         var run = o.ResolvedRunDirectory;
-        var (store, resumeFrom) = JobSupport.OpenRun(run, o.Resume);
+        JobSupport.Preflight(o.Output, run, o.Resume, o.Data, o.Trainer);
+        if (o.SequenceLength < 2) throw new DllmException($"--seq-len must be at least 2, got {o.SequenceLength}");
+        if (o.BlockSize < 1) throw new DllmException($"--block-size must be positive, got {o.BlockSize}");
+        ResolveSchedule(o, o.SequenceLength).Validate(o.SequenceLength);   // a bad --steps or schedule file fails before the model loads
+        var (store, resumeFrom) = JobSupport.OpenRun(run, o.Resume, observer);
         var load = new LoadOptions(o.Trainer.Device, o.Trainer.ComputeDType);
         using var loaded = LoadedModel.Load(resumeFrom?.Path ?? o.Model, load);
         if (loaded.Model.Config.IsDiffusion && resumeFrom is null)

@@ -16,10 +16,47 @@ internal static class JobSupport
     /// <summary>Where a job keeps checkpoints, metrics and caches unless told otherwise: "&lt;output&gt;-run".</summary>
     internal static string DefaultRunDirectory(string output) => Path.TrimEndingDirectorySeparator(Path.GetFullPath(output)) + "-run";
 
-    /// <summary>The run's checkpoint store and, when resuming, the checkpoint to continue from.</summary>
-    internal static (CheckpointStore Store, CheckpointInfo? ResumeFrom) OpenRun(string run, bool resume)
+    /// <summary>
+    /// Checks made before anything is loaded or trained, in the order a user meets them: the output folder,
+    /// the data files, then the training options. A run must not fail on these after hours of work.
+    /// </summary>
+    internal static void Preflight(string output, string run, bool resume, IReadOnlyList<string> data, TrainerOptions trainer)
+    {
+        if (File.Exists(output)) throw new DllmException($"--out {output} is a file; name a new folder for the model");
+        if (!resume) PrepareRunDirectory(new CheckpointStore(run), run, resume: false);   // "pass --resume" says more than "--out is not empty"
+        CheckOutput(output, resume);
+        if (data.Count == 0) throw new DllmException("no data files given (--data)");
+        foreach (var file in data)
+        {
+            if (Directory.Exists(file)) throw new DllmException($"data file '{file}' is a folder; list the files in it instead");
+            if (!File.Exists(file)) throw new DllmException($"data file not found: {file}");
+        }
+        trainer.Validate();
+    }
+
+    /// <summary>The output must be a new or empty folder: never a file, never a folder with something in it (it would be lost).</summary>
+    internal static void CheckOutput(string output, bool resume = false)
+    {
+        if (string.IsNullOrWhiteSpace(output)) throw new DllmException("--out must name a folder");
+        if (File.Exists(output)) throw new DllmException($"--out {output} is a file; name a new folder for the model");
+        if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).FirstOrDefault() is { } first)
+            throw new DllmException(resume && File.Exists(Path.Combine(output, "config.json"))
+                ? $"--out {output} already holds a model: this run has finished, so there is nothing to resume"
+                : $"--out {output} is not empty (it holds '{Path.GetFileName(first)}'); name a new folder, or remove this one first");
+        var parent = Path.GetDirectoryName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(output)));
+        for (var up = parent; up is not null; up = Path.GetDirectoryName(up))
+        {
+            if (File.Exists(up)) throw new DllmException($"--out {output} cannot be created: '{up}' is a file");
+            if (Directory.Exists(up)) break;
+        }
+    }
+
+    /// <summary>The run's checkpoint store and, when resuming, the checkpoint to continue from. Leftovers of a killed run are swept first.</summary>
+    internal static (CheckpointStore Store, CheckpointInfo? ResumeFrom) OpenRun(string run, bool resume, ITrainingObserver? observer = null)
     {
         var store = new CheckpointStore(run);
+        var swept = store.SweepLeftovers();
+        if (swept.Count > 0) observer?.Message($"removed {swept.Count} unfinished checkpoint folder(s) left by an interrupted run: {string.Join(", ", swept)}");
         return (store, PrepareRunDirectory(store, run, resume));
     }
 
@@ -42,6 +79,7 @@ internal static class JobSupport
     {
         var config = ModelConfigReader.ReadDirectory(checkpoint);
         if (edit is not null) config = edit(config);
+        StagingFolders.SweepFor(output);
         var tokenizer = TextTokenizer.Load(checkpoint);
         using var reader = CheckpointReader.Open(checkpoint);
         var tensors = reader.Names.Select(n => KeyValuePair.Create(n, reader.Load(n))).ToList();

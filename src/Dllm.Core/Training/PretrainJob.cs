@@ -33,7 +33,9 @@ public static class PretrainJob
     {
         observer ??= NullObserver.Instance;
         var run = o.ResolvedRunDirectory;
-        var (store, resumeFrom) = JobSupport.OpenRun(run, o.Resume);
+        JobSupport.Preflight(o.Output, run, o.Resume, o.Data, o.Trainer);
+        if (o.SequenceLength < 2) throw new DllmException($"--seq-len must be at least 2, got {o.SequenceLength}");
+        var (store, resumeFrom) = JobSupport.OpenRun(run, o.Resume, observer);
         var tokenizer = TextTokenizer.Load(resumeFrom?.Path ?? o.Tokenizer);
         CausalLM model;
         if (resumeFrom is not null) model = ModelLoader.Load(resumeFrom.Path, new LoadOptions(o.Trainer.Device, o.Trainer.ComputeDType));

@@ -67,11 +67,14 @@ public sealed class Trainer
         _model.train();
         var clock = Stopwatch.StartNew();
         var stopAt = _o.StopAfter is { } n ? Math.Min(_o.Steps, start + n) : _o.Steps;
+        // The step the newest checkpoint holds (or the start): an interruption right after a save, or before this
+        // invocation's first step, has nothing new to write; rewriting would only widen the window a kill can hit.
+        var saved = start;
         for (var step = start; step < _o.Steps; step++)
         {
             if (cancel.IsCancellationRequested || step == stopAt)
             {
-                Save(step, optimizer, recent, skipped, tokensSeen, metric: null);
+                if (saved != step) Save(step, optimizer, recent, skipped, tokensSeen, metric: null);
                 return cancel.IsCancellationRequested ? TrainingOutcome.Cancelled : TrainingOutcome.Stopped;
             }
             var stepClock = Stopwatch.StartNew();
@@ -128,7 +131,11 @@ public sealed class Trainer
                 metric = Validate();
                 _observer.Evaluated(done, _validator.Metric, metric.Value);
             }
-            if (checkpointDue) Save(done, optimizer, recent, skipped, tokensSeen, metric);
+            if (checkpointDue)
+            {
+                Save(done, optimizer, recent, skipped, tokensSeen, metric);
+                saved = done;
+            }
         }
         return TrainingOutcome.Completed;
     }

@@ -30,11 +30,23 @@ public sealed record TrainerOptions
 
     public LearningRateSchedule ResolveLearningRate() => LearningRate ?? LearningRateSchedule.Wsd(PeakLearningRate, Steps);
 
+    /// <summary>Refuses settings that would fail, hang or train on NaN, naming the flag each comes from.</summary>
     public void Validate()
     {
-        if (Steps <= 0) throw new DllmException($"steps must be positive, got {Steps}");
-        if (BatchSize <= 0) throw new DllmException($"batch size must be positive, got {BatchSize}");
-        if (GradientAccumulation <= 0) throw new DllmException($"gradient accumulation must be positive, got {GradientAccumulation}");
-        if (PeakLearningRate <= 0) throw new DllmException($"learning rate must be positive, got {PeakLearningRate}");
+        if (Steps <= 0) throw new DllmException($"--steps must be positive, got {Steps}");
+        if (BatchSize <= 0) throw new DllmException($"--batch-size must be positive, got {BatchSize}");
+        if (GradientAccumulation <= 0) throw new DllmException($"--grad-accum must be positive, got {GradientAccumulation}");
+        if (!(PeakLearningRate > 0 && double.IsFinite(PeakLearningRate))) throw new DllmException($"--lr must be a positive number, got {PeakLearningRate}");
+        if (!(ClipNorm >= 0 && double.IsFinite(ClipNorm))) throw new DllmException($"--clip must be 0 (off) or a positive number, got {ClipNorm}");
+        if (!(AdamW.WeightDecay >= 0 && double.IsFinite(AdamW.WeightDecay))) throw new DllmException($"--weight-decay must be 0 or a positive number, got {AdamW.WeightDecay}");
+        if (!(SpikeFactor >= 0 && double.IsFinite(SpikeFactor))) throw new DllmException($"--spike-factor must be 0 (off) or a positive number, got {SpikeFactor}");
+        if (!(EmbeddingNoise >= 0 && double.IsFinite(EmbeddingNoise))) throw new DllmException($"--embedding-noise must be 0 (off) or a positive number, got {EmbeddingNoise}");
+        if (EmbeddingNoiseSteps < 0) throw new DllmException($"--embedding-noise-fraction must not be negative (got {EmbeddingNoiseSteps} steps)");
+        if (EvalEvery <= 0) throw new DllmException($"--eval-every must be positive, got {EvalEvery}");
+        if (CheckpointEvery <= 0) throw new DllmException($"--checkpoint-every must be positive, got {CheckpointEvery}");
+        if (KeepLast < 0) throw new DllmException($"--keep-last must be 0 (keep all) or positive, got {KeepLast}");
+        if (KeepBest < 0) throw new DllmException($"keep-best must not be negative, got {KeepBest}");
+        if (SpikeWindow <= 0) throw new DllmException($"spike window must be positive, got {SpikeWindow}");
+        if (StopAfter is <= 0) throw new DllmException($"stop-after must be positive, got {StopAfter}");
     }
 }

@@ -18,18 +18,21 @@ public sealed class DllmServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
 
-    private DllmServer(WebApplication app, ServedModel served, GenerationScheduler scheduler, Uri baseAddress)
+    private DllmServer(WebApplication app, ServedModel served, GenerationScheduler scheduler, Uri baseAddress, IReadOnlyList<string> listening)
     {
         _app = app;
         Served = served;
         Scheduler = scheduler;
         BaseAddress = baseAddress;
+        Listening = listening;
     }
 
     public ServedModel Served { get; }
     public GenerationScheduler Scheduler { get; }
     /// <summary>The bound address, e.g. http://127.0.0.1:43817/ (the OpenAI base URL is this plus "v1").</summary>
     public Uri BaseAddress { get; }
+    /// <summary>What the sockets are really bound to, e.g. http://0.0.0.0:8000 (every interface) or http://127.0.0.1:8000.</summary>
+    public IReadOnlyList<string> Listening { get; }
 
     /// <param name="logging">Configures logging (none by default: the CLI adds a console logger).</param>
     /// <param name="decoder">Replaces the model's decoder (tests slow it down or hold batches).</param>
@@ -41,11 +44,14 @@ public sealed class DllmServer : IAsyncDisposable
         var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [], ContentRootPath = AppContext.BaseDirectory });
         builder.Logging.ClearProviders();
         logging?.Invoke(builder.Logging);
-        builder.WebHost.UseUrls(options.Url);
+        var address = options.ListenAddress();
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.AddServerHeader = false;
             k.Limits.MaxRequestBodySize = options.MaxRequestBodyBytes;
+            // Explicit endpoints: UseUrls treats a host name it cannot parse as "every interface".
+            if (address is null) k.ListenLocalhost(options.Port);
+            else k.Listen(address, options.Port);
         });
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = options.DrainTimeout);
         if (!options.HandleSignals) builder.Services.AddSingleton<IHostLifetime, EmbeddedLifetime>();
@@ -73,8 +79,9 @@ public sealed class DllmServer : IAsyncDisposable
             await app.DisposeAsync();
             throw;
         }
-        var address = new Uri(app.Urls.First().Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal).Replace("[::]", "[::1]", StringComparison.Ordinal) + "/");
-        return new DllmServer(app, served, scheduler, address);
+        var bound = app.Urls.ToList();
+        var baseAddress = new Uri(bound.First().Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal).Replace("[::]", "[::1]", StringComparison.Ordinal) + "/");
+        return new DllmServer(app, served, scheduler, baseAddress, bound);
     }
 
     /// <summary>An in-process chat client sharing this server's scheduler, so its requests batch with HTTP ones.</summary>

@@ -21,7 +21,8 @@ internal sealed class OpenAiEndpoints(ServedModel served, GenerationScheduler sc
             served.CheckName(id);
             return JsonWire.WriteAsync(c, ModelCard());
         });
-        app.MapGet("/health", (HttpContext c) => JsonWire.WriteAsync(c, Health()));
+        // 503 while draining, so a load balancer takes this instance out of rotation.
+        app.MapGet("/health", (HttpContext c) => JsonWire.WriteAsync(c, Health(), scheduler.IsClosing ? StatusCodes.Status503ServiceUnavailable : StatusCodes.Status200OK));
     }
 
     private async Task ChatAsync(HttpContext context)
@@ -70,7 +71,7 @@ internal sealed class OpenAiEndpoints(ServedModel served, GenerationScheduler sc
         var s = scheduler.Stats;
         return new JsonObject
         {
-            ["status"] = "ok",
+            ["status"] = scheduler.IsClosing ? "draining" : "ok",
             ["model"] = served.Id,
             ["decoding"] = served.Mode.ToString().ToLowerInvariant(),
             ["max_batch"] = scheduler.Options.MaxBatch,

@@ -1,3 +1,5 @@
+using System.Net;
+using System.Net.NetworkInformation;
 using Dllm.Chat;
 
 namespace Dllm.Serving.Http;
@@ -26,6 +28,7 @@ public sealed record ServerOptions
     public void Validate()
     {
         if (string.IsNullOrWhiteSpace(Host)) throw new DllmException("the host must not be empty");
+        _ = ListenAddress();
         if (Port is < 0 or > 65535) throw new DllmException($"port must be between 0 and 65535, got {Port}");
         if (MaxRequestBodyBytes < 1) throw new DllmException($"the request body limit must be at least 1 byte, got {MaxRequestBodyBytes}");
         if (DrainTimeout < TimeSpan.Zero) throw new DllmException($"drain timeout must not be negative, got {DrainTimeout}");
@@ -34,4 +37,38 @@ public sealed record ServerOptions
 
     /// <summary>The Kestrel listen URL (IPv6 literals in brackets).</summary>
     public string Url => $"http://{(Host.Contains(':') && !Host.StartsWith('[') ? $"[{Host}]" : Host)}:{Port}";
+
+    /// <summary>True for "localhost", which binds both loopback addresses.</summary>
+    public bool IsLocalhost => Host.Trim().Equals("localhost", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// The one address to bind (null for localhost). Only an IP literal that this machine owns, a loopback, or
+    /// 0.0.0.0 / :: (every interface, asked for explicitly) is accepted: a name Kestrel cannot parse would
+    /// otherwise make it listen on every interface, the opposite of what a typo deserves.
+    /// </summary>
+    public IPAddress? ListenAddress()
+    {
+        if (IsLocalhost) return null;
+        var text = Host.Trim();
+        if (text.StartsWith('[') && text.EndsWith(']')) text = text[1..^1];
+        if (!IPAddress.TryParse(text, out var ip) || !text.Any(c => c is '.' or ':'))
+            throw new DllmException($"--host '{Host}' is not an IP address: use 127.0.0.1 (this machine only), 0.0.0.0 (every interface), ::1, ::, localhost, or an address of one of this machine's interfaces");
+        if (ip.Equals(IPAddress.Any) || ip.Equals(IPAddress.IPv6Any) || IPAddress.IsLoopback(ip)) return ip;
+        var own = LocalAddresses();
+        if (!own.Contains(ip))
+            throw new DllmException($"--host {ip} is not an address of this machine (its addresses: {string.Join(", ", own)}); use 127.0.0.1 for this machine only or 0.0.0.0 for every interface");
+        return ip;
+    }
+
+    private static List<IPAddress> LocalAddresses()
+    {
+        try
+        {
+            return NetworkInterface.GetAllNetworkInterfaces().SelectMany(n => n.GetIPProperties().UnicastAddresses).Select(u => u.Address).ToList();
+        }
+        catch (NetworkInformationException)
+        {
+            return [];
+        }
+    }
 }

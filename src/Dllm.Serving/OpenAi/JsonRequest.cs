@@ -1,4 +1,5 @@
 using System.Text.Json;
+using System.Text.Unicode;
 using Microsoft.AspNetCore.Http;
 
 namespace Dllm.Serving.OpenAi;
@@ -15,24 +16,32 @@ internal sealed class JsonRequest
 
     public static async Task<JsonRequest> ReadAsync(HttpRequest request, CancellationToken cancel)
     {
-        JsonDocument document;
+        // The whole body is read first (JsonDocument buffers it anyway): its UTF-8 is checked up front because
+        // JsonDocument only notices bad bytes inside a string when the string is read, as an exception that is no 400.
+        using var body = new MemoryStream();
+        await request.Body.CopyToAsync(body, cancel);
+        return Parse(new ReadOnlyMemory<byte>(body.GetBuffer(), 0, (int)body.Length));
+    }
+
+    public static JsonRequest Parse(string json) => new(Dllm.IO.StrictJson.Document(json).RootElement.Clone());
+
+    /// <summary>The body check without HTTP, for fuzzing and tests: the same errors <see cref="ReadAsync"/> raises.</summary>
+    public static JsonRequest Parse(ReadOnlyMemory<byte> body)
+    {
+        if (!Utf8.IsValid(body.Span))
+            throw new RequestError("the request body is not valid UTF-8 (JSON must be UTF-8 encoded)", code: "invalid_json");
         try
         {
-            document = await JsonDocument.ParseAsync(request.Body, default, cancel);
+            using var document = Dllm.IO.StrictJson.Document(body);
+            if (document.RootElement.ValueKind != JsonValueKind.Object)
+                throw new RequestError($"the request body must be a JSON object, got {Kind(document.RootElement)}", code: "invalid_json");
+            return new JsonRequest(document.RootElement.Clone());
         }
         catch (JsonException e)
         {
             throw new RequestError($"the request body is not valid JSON: {e.Message}", code: "invalid_json");
         }
-        using (document)
-        {
-            if (document.RootElement.ValueKind != JsonValueKind.Object)
-                throw new RequestError($"the request body must be a JSON object, got {Kind(document.RootElement)}", code: "invalid_json");
-            return new JsonRequest(document.RootElement.Clone());
-        }
     }
-
-    public static JsonRequest Parse(string json) => new(JsonDocument.Parse(json).RootElement.Clone());
 
     public bool Has(string name) => Field(name) is not null;
 

@@ -49,6 +49,15 @@ public sealed class GenerationScheduler : IAsyncDisposable, IDisposable
     /// <summary>Raised on the decode thread when a running batch empties (or fails); keep handlers short.</summary>
     public event Action<BatchReport>? BatchFinished;
 
+    /// <summary>True once draining or stopped: new requests are refused.</summary>
+    public bool IsClosing
+    {
+        get
+        {
+            lock (_gate) return _closing;
+        }
+    }
+
     public SchedulerStats Stats
     {
         get

@@ -120,7 +120,11 @@ public class TrainingCommandTests
         var second = CliRunner.InProcess(args);
         Assert.Equal(1, second.ExitCode);
         Assert.Contains("--resume", second.Stderr);
+        // The run finished and wrote its model: resuming has nothing to do and must not overwrite it.
+        var written = File.GetLastWriteTimeUtc(Path.Combine(dir.File("dlm"), "model.safetensors"));
         var resumed = CliRunner.InProcess([.. args, "--resume"]);
-        Assert.True(resumed.ExitCode == 0, resumed.Stderr);
+        Assert.Equal(1, resumed.ExitCode);
+        Assert.Contains("nothing to resume", resumed.Stderr);
+        Assert.Equal(written, File.GetLastWriteTimeUtc(Path.Combine(dir.File("dlm"), "model.safetensors")));
     }
 }
