@@ -143,8 +143,11 @@ internal static class InspectCommand
         catch (DllmException e) { error = e.Message; }
         // The checks loading runs, so inspect never passes a folder that generate refuses.
         string? problem = error;
-        try { ModelFolderCheck.Run(config, reader, tokenizer); }
-        catch (DllmException e) { problem = e.Message; }
+        if (tokenizer is not null)
+        {
+            try { ModelFolderCheck.Run(config, reader, tokenizer); }
+            catch (DllmException e) { problem = e.Message; }
+        }
         return new Report(config, rows, tokenizer, error, Path.GetFullPath(directory), problem);
     }
 }

@@ -11,6 +11,7 @@ internal sealed class TrainingProgressView(TextWriter output, bool interactive) 
 {
     private ProgressTask? _task;
     private long _total;
+    private long _start;
     private long _printEvery = 1;
     private double _lastEval = double.NaN;
     private string _metric = "";
@@ -36,6 +37,7 @@ internal sealed class TrainingProgressView(TextWriter output, bool interactive) 
     public void Started(long startStep, long totalSteps, string plan)
     {
         _total = totalSteps;
+        _start = startStep;
         _printEvery = Math.Max(1, totalSteps / 40);
         _lastEval = double.NaN;   // a new job: the previous job's validation score no longer applies
         if (_task is not null)
@@ -55,7 +57,8 @@ internal sealed class TrainingProgressView(TextWriter output, bool interactive) 
             _task.Value = m.Step + 1;
             _task.Description = Markup.Escape(text);
         }
-        else if ((m.Step + 1) % _printEvery == 0 || m.Step + 1 == _total)
+        // The first step prints too: it shows at once that training runs, and at what speed.
+        else if ((m.Step + 1) % _printEvery == 0 || m.Step + 1 == _total || m.Step == _start)
         {
             var eta = m.Step + 1 < _total ? $"  eta {TimeSpan.FromSeconds(m.Seconds / (m.Step + 1) * (_total - m.Step - 1)):hh\\:mm\\:ss}" : "";
             output.WriteLine(text + eta);

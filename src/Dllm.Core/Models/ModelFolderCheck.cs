@@ -70,8 +70,9 @@ public static partial class ModelFolderCheck
     /// </summary>
     public static void Run(ModelConfig config, CheckpointReader reader, TextTokenizer? tokenizer)
     {
-        CheckWeights(config, reader);
+        // Loading's order, so both report the same first problem.
         if (tokenizer is not null) CheckTokenizer(config, tokenizer, reader.Directory);
+        CheckWeights(config, reader);
         foreach (var name in reader.Names)
         {
             using var scope = NewDisposeScope();

@@ -33,4 +33,20 @@ public class ChatCommandTests
         Assert.Equal(replies[0], replies[2]);   // after /reset the same question gets the same greedy answer
         Assert.Equal(2, run.Stderr.Split('\n').Count(l => l.Contains("tokens/forward")));
     }
+
+    [Fact]
+    public void ATurnThatOverflowsTheContextIsReportedAndTheSessionGoesOn()
+    {
+        using var dir = new TempDirectory();
+        var path = TinyCheckpoints.Write("qwen2", dir.File("m"));
+        var tooLong = new string('a', 300);   // 300 byte tokens, the context is 128
+        var run = CliRunner.WithInput($"{tooLong}\nhello\n/exit\n", "chat", "--model", path, "-n", "4");
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        var errors = run.Stderr.Split('\n').Where(l => l.StartsWith("error:", StringComparison.Ordinal)).ToList();
+        Assert.Contains("context", Assert.Single(errors));
+        Assert.Contains("/reset", errors[0]);
+        // The next turn is answered, from a history without the refused message.
+        Assert.Single(run.Stderr.Split('\n'), l => l.Contains("tokens/forward"));
+        Assert.Equal(4, run.Stdout.Split("> ").Length);   // banner, two prompts answered or refused, the /exit prompt
+    }
 }
