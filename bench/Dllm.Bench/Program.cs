@@ -12,6 +12,7 @@ switch (which)
     case "serve": ServeBenchmark.Run(rest); break;
     case "samples": SampleQuality.Run(rest); break;
     case "block-cost": BlockCostBenchmark.Run(BenchArgs.Parse(rest)); break;
+    case "memory": MemoryBenchmark.Run(rest); break;
     default:
         Console.WriteLine("usage: dotnet run -c Release --project bench/Dllm.Bench -- <benchmark> [--repeats N] [--threads N]");
         Console.WriteLine("benchmarks: ar (AR prefill/decode tokens/s, fp32 and bf16), matmul (GFLOP/s ceiling),");
@@ -21,6 +22,8 @@ switch (which)
         Console.WriteLine("            samples --model DIR --judge AR_DIR (judge perplexity and repetition of 100 sampled continuations)");
         Console.WriteLine("            serve (HTTP server throughput and latency, batched vs one at a time;");
         Console.WriteLine("                   [--requests 200] [--concurrency 16] [--max-tokens 32] [--modes ar,diffusion] [--batches 1,16] [--quick])");
+        Console.WriteLine("            memory (RSS, managed heap and live tensors over a long conversion and many served requests;");
+        Console.WriteLine("                    [--steps 10000] [--requests 10000] [--every 100] [--concurrency 4] [--max-tokens 16] [--csv memory.csv])");
         return which == "help" ? 0 : 2;
 }
 return 0;
