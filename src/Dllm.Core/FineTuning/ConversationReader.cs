@@ -114,7 +114,9 @@ public static class ConversationReader
         {
             JsonValue v when v.TryGetValue<string>(out var s) => s,
             // LLaMA-Factory v1: content is a list of {"type": "text", "value": ...} parts.
-            JsonArray parts => string.Concat(parts.Select(part => part?["value"]?.GetValue<string>() ?? part?["text"]?.GetValue<string>() ?? "")),
+            JsonArray parts => string.Concat(parts.Select(part => part is JsonObject o
+                ? Text(o, "value") ?? Text(o, "text") ?? ""
+                : throw new DllmException($"{where}: each part of a message's content must be an object with a 'value' or 'text'"))),
             _ => throw new DllmException($"{where}: a message's content must be text"),
         });
     }

@@ -111,7 +111,7 @@ public sealed record BlockSchedule(IReadOnlyList<BlockPhase> Phases)
         {
             throw new DllmException($"{path}: not a valid schedule file ({e.Message})");
         }
-        if (node?["phases"] is not JsonArray phases)
+        if ((node as JsonObject)?["phases"] is not JsonArray phases)
             throw new DllmException($"{path}: expected an object with a 'phases' list of {{steps, block_size}}");
         var list = new List<BlockPhase>();
         foreach (var (p, i) in phases.Select((p, i) => (p, i)))
@@ -121,13 +121,19 @@ public sealed record BlockSchedule(IReadOnlyList<BlockPhase> Phases)
             try
             {
                 steps = p?["steps"]?.GetValue<long>() ?? throw new DllmException($"{path}: phase {i + 1} has no 'steps'");
-                block = (int?)p?["block_size"]?.GetValue<long>() ?? throw new DllmException($"{path}: phase {i + 1} has no 'block_size'");
+                block = checked((int)(p?["block_size"]?.GetValue<long>() ?? throw new DllmException($"{path}: phase {i + 1} has no 'block_size'")));
             }
-            catch (Exception e) when (e is InvalidOperationException or FormatException)
+            catch (Exception e) when (e is InvalidOperationException or FormatException or OverflowException)
             {
                 throw new DllmException($"{path}: phase {i + 1}: steps and block_size must be integers");
             }
-            list.Add(new BlockPhase(steps, block, p?["stage"]?.GetValue<string>() ?? $"phase {i + 1}"));
+            var stage = (p as JsonObject)?["stage"] switch
+            {
+                null => $"phase {i + 1}",
+                JsonValue v when v.TryGetValue<string>(out var name) => name,
+                _ => throw new DllmException($"{path}: phase {i + 1}: stage must be a string"),
+            };
+            list.Add(new BlockPhase(steps, block, stage));
         }
         return new BlockSchedule(list);
     }
