@@ -83,10 +83,13 @@ public class SignalTests
             "--batch-size", "1", "--checkpoint-every", "100000", "--eval-every", "100000", "--keep-last", "0"];
     }
 
-    [Theory]
-    [InlineData(SigInt, 130, "Ctrl-C")]
-    [InlineData(SigTerm, 143, "SIGTERM")]
-    public void TheFirstSignalFinishesTheStepSavesAndTellsHowToResume(int signal, int exitCode, string name)
+    [SigIntFact]
+    public void TheFirstCtrlCFinishesTheStepSavesAndTellsHowToResume() => FirstSignalSavesAndResumes(SigInt, 130, "Ctrl-C");
+
+    [Fact]
+    public void SigtermFinishesTheStepSavesAndTellsHowToResume() => FirstSignalSavesAndResumes(SigTerm, 143, "SIGTERM");
+
+    private static void FirstSignalSavesAndResumes(int signal, int exitCode, string name)
     {
         using var dir = new TempDirectory();
         var args = Convert(dir);
@@ -114,7 +117,7 @@ public class SignalTests
         Assert.True(store.Latest()!.Step > saved.Step);
     }
 
-    [Fact]
+    [SigIntFact]
     public void ASecondCtrlCAbortsAtOnce()
     {
         using var dir = new TempDirectory();
@@ -134,5 +137,26 @@ public class SignalTests
         // Whatever the abort interrupted, every listed checkpoint is whole.
         foreach (var c in new CheckpointStore(dir.File("dlm-run")).List())
             using (LoadedModel.Load(c.Path)) { }
+    }
+}
+
+/// <summary>
+/// A test that sends SIGINT to a child. A process started in the background by a non-interactive shell (nohup, `cmd &`)
+/// inherits SIGINT ignored, and so does every child it starts: there Ctrl-C cannot reach the child by design, and the
+/// test is skipped with that reason instead of failing.
+/// </summary>
+public sealed class SigIntFactAttribute : FactAttribute
+{
+    public SigIntFactAttribute()
+    {
+        if (SigIntIgnored()) Skip = "SIGINT is ignored by this test process (started in the background by a non-interactive shell), so a child cannot receive Ctrl-C";
+    }
+
+    private static bool SigIntIgnored()
+    {
+        const string status = "/proc/self/status";
+        if (!File.Exists(status)) return false;
+        var line = File.ReadLines(status).FirstOrDefault(l => l.StartsWith("SigIgn:", StringComparison.Ordinal));
+        return line is not null && (Convert.ToUInt64(line["SigIgn:".Length..].Trim(), 16) & (1UL << (2 - 1))) != 0;
     }
 }
