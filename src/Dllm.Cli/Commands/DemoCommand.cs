@@ -65,6 +65,6 @@ internal static class DemoCommand
         console.WriteLine($"dLLM sample: Once upon a time{r.DlmSample}");
         console.WriteLine("time: " + string.Join(", ", r.Timings.Select(t => $"{t.Stage} {t.Seconds:F0}s")) + $" (total {r.Timings.Sum(t => t.Seconds):F0}s)");
         console.WriteLine($"models: {Path.GetFullPath(o.Output)}/{{ar,dlm,sft,cap,dpo}}");
-        console.WriteLine($"next: ./dllm generate --model {Path.Combine(o.Output, "cap")} --prompt \"Reverse: red cat sun tree moon book car fish ->\" --threshold {o.Threshold}");
+        console.WriteLine($"next: ./dllm generate --model {Path.Combine(o.Output, "cap")} --prompt \"Reverse: red cat sun tree moon book hat fish ->\" --threshold {o.Threshold}");
     }
 }
