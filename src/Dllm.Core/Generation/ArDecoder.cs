@@ -155,11 +155,7 @@ public sealed class ArDecodeSession : DecodeSession
             l.Dispose();
         }
         if (_cache.BatchSize > 0) _cache.KeepRows(keep.Select(i => (long)i).ToArray());
-        var used = _valid.any(0).cpu().data<bool>().ToArray();
-        var unused = Array.IndexOf(used, true) is var first and >= 0 ? first : used.Length;
-        if (unused == 0) return;
-        _cache.TrimFront(unused);
-        Replace(ref _valid, _valid.narrow(1, unused, used.Length - unused));
+        Replace(ref _valid, _cache.TrimUnusedFront(_valid));
     }
 
     private static void Replace(ref Tensor slot, Tensor value)

@@ -222,11 +222,7 @@ internal sealed class CachedBlockForward : BlockForward
         }
         if (_cache.BatchSize > 0) _cache.KeepRows(keep.Select(i => (long)i).ToArray());
         // Columns that only the rows that left used are padding for everyone now: free them.
-        var used = _keyValid.any(0).cpu().data<bool>().ToArray();
-        var unused = Array.IndexOf(used, true) is var first and >= 0 ? first : used.Length;
-        if (unused == 0) return;
-        _cache.TrimFront(unused);
-        Replace(ref _keyValid, _keyValid.narrow(1, unused, used.Length - unused));
+        Replace(ref _keyValid, _cache.TrimUnusedFront(_keyValid));
     }
 
     private void DropStep()

@@ -94,6 +94,19 @@ public sealed class KvCache : IDisposable
 
     private readonly record struct Shape(long Heads, long HeadDim, ScalarType DType, Device Device);
 
+    /// <summary>
+    /// Forgets the leading positions that no row's key-validity mask <paramref name="valid"/> [R, S] marks (left padding
+    /// that only rows which left the batch used) and returns the mask without them (the same tensor when none is unused).
+    /// </summary>
+    public Tensor TrimUnusedFront(Tensor valid)
+    {
+        var used = valid.any(0).cpu().data<bool>().ToArray();
+        var unused = Array.IndexOf(used, true) is var first and >= 0 ? first : used.Length;
+        if (unused == 0) return valid;
+        TrimFront(unused);
+        return valid.narrow(1, unused, used.Length - unused);
+    }
+
     /// <summary>Forgets the first <paramref name="count"/> committed positions of every row (padding no row attends to any more).</summary>
     public void TrimFront(long count)
     {
