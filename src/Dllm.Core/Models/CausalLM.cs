@@ -119,13 +119,17 @@ public static class ModelFactory
 }
 
 /// <summary>
-/// Initial values for a model trained from scratch (HF's Llama init: N(0, 0.02) for matrices,
-/// ones for norm gains, zeros for biases and router bias). Loading a checkpoint never calls this.
+/// Initial values for a model trained from scratch (HF's Llama init: N(0, std) for matrices, std being the
+/// config's initializer_range or 0.02, ones for norm gains, zeros for biases and router bias). Loading a
+/// checkpoint never calls this.
 /// </summary>
 public static class ModelInit
 {
-    public static void Randomize(CausalLM model, long seed, double std = 0.02)
+    public const double DefaultStd = 0.02;
+
+    public static void Randomize(CausalLM model, long seed, double? std = null)
     {
+        double sigma = std ?? model.Config.Raw["initializer_range"]?.GetValue<double>() ?? DefaultStd;
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         var generator = new Generator((ulong)seed, model.Placement.Device);
@@ -136,7 +140,7 @@ public static class ModelInit
             else if (name.EndsWith(".bias", StringComparison.Ordinal) || name.EndsWith("expert_bias", StringComparison.Ordinal))
                 tensor.zero_();
             else
-                tensor.normal_(0.0, std, generator);
+                tensor.normal_(0.0, sigma, generator);
         }
     }
 }
