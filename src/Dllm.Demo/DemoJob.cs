@@ -10,8 +10,9 @@ using Dllm.Training;
 namespace Dllm.Demo;
 
 /// <summary>
-/// Sizes of the embedded demo. <see cref="Full"/> takes about 15 minutes on 2 cores (3000 AR steps: the copy transition
-/// needs 1500 to 3000+, depending on the seed) and <see cref="QuickRun"/> a few, as a smoke test of the pipeline;
+/// Sizes of the embedded demo. <see cref="Full"/> takes about 15 minutes on 2 cores (1200 AR steps at init scale 0.1:
+/// with the default seed the copy transition comes by step 1000; other seeds may need more) and <see cref="QuickRun"/>
+/// a few, as a smoke test of the pipeline;
 /// every figure is chosen from measurements (docs/benchmarks.md), and every one can be overridden for studies.
 /// </summary>
 public sealed record DemoOptions
@@ -29,6 +30,11 @@ public sealed record DemoOptions
     public int BatchSize { get; init; } = 16;
     public long PretrainSteps { get; init; }
     public double PretrainLearningRate { get; init; } = 3e-3;
+    /// <summary>
+    /// The AR model's initializer_range. 0.1 rather than HF's 0.02: at 0.02 the copy transition came after 1200 steps
+    /// in every seed tried (and after 3000 in some), at 0.1 by 600-1000 steps in most (docs/benchmarks.md, "Demo models").
+    /// </summary>
+    public double PretrainInitStd { get; init; } = 0.1;
     public long ConvertSteps { get; init; }
     public double ConvertLearningRate { get; init; } = 2e-3;
     public long SftSteps { get; init; }
@@ -40,6 +46,8 @@ public sealed record DemoOptions
     public LabelPosition Labels { get; init; } = LabelPosition.Shift;
     /// <summary>The decoding threshold every diffusion stage is reported at.</summary>
     public double Threshold { get; init; } = 0.9;
+    /// <summary>Plain SFT and SFT+CAP train at the same time, one core each (when the machine has two or more).</summary>
+    public bool ParallelFineTuning { get; init; } = true;
     /// <summary>Interleaved AR / SFT+CAP passes over the held-out tasks for the tokens/s comparison (medians).</summary>
     public int SpeedPasses { get; init; } = 3;
 
@@ -48,9 +56,9 @@ public sealed record DemoOptions
         Output = output,
         Seed = seed,
         Corpus = new DemoCorpusOptions(Stories: 600, TasksPerKind: 8000, TestTasksPerKind: 50, Seed: seed),
-        PretrainSteps = 3000,
+        PretrainSteps = 1200,
         ConvertSteps = 400,
-        SftSteps = 300,
+        SftSteps = 600,
         DpoSteps = 60,
     };
 
@@ -122,7 +130,7 @@ public static class DemoJob
         Finish(PretrainJob.Run(new PretrainOptions
         {
             Tokenizer = tokenizerDir,
-            Config = ModelPresets.Llama(o.Hidden, o.Layers, o.Heads, o.KvHeads, ffn: 0, context: 512),
+            Config = WithInitStd(ModelPresets.Llama(o.Hidden, o.Layers, o.Heads, o.KvHeads, ffn: 0, context: 512), o.PretrainInitStd),
             Data = [train],
             Output = ar,
             SequenceLength = o.SequenceLength,
@@ -143,12 +151,13 @@ public static class DemoJob
         }, observer, cancel));
         Lap("conversion");
 
-        Stage(4, "supervised fine-tuning on the training tasks: plain SFT, then SFT+CAP from the same start");
+        Stage(4, "supervised fine-tuning on the training tasks: plain SFT and SFT+CAP from the same start");
         var trainTasks = Path.Combine(data, SyntheticCorpus.TrainTasksFile);
         var fineTune = trainer with { Steps = o.SftSteps, PeakLearningRate = o.SftLearningRate };
         var sftSettings = new SftSettings(o.BlockSize);
-        Finish(SftJob.Run(new SftOptions { Model = dlm, Data = trainTasks, Output = sft, Settings = sftSettings, Trainer = fineTune }, observer, cancel));
-        Finish(SftJob.Run(new SftOptions { Model = dlm, Data = trainTasks, Output = cap, Settings = sftSettings with { CapWeight = o.CapWeight }, Trainer = fineTune }, observer, cancel));
+        SideBySide(o.ParallelFineTuning, observer,
+            view => SftJob.Run(new SftOptions { Model = dlm, Data = trainTasks, Output = sft, Settings = sftSettings, Trainer = fineTune }, view, cancel),
+            view => SftJob.Run(new SftOptions { Model = dlm, Data = trainTasks, Output = cap, Settings = sftSettings with { CapWeight = o.CapWeight }, Trainer = fineTune }, view, cancel));
         Lap("SFT + CAP");
 
         Stage(5, "DPO from SFT+CAP on correct-vs-wrong answer pairs");
@@ -195,8 +204,52 @@ public static class DemoJob
         return new DemoReport(o, corpus, parameters, arPpl, bound, stages, speed, arSample, dlmSample, timings);
     }
 
+    private static System.Text.Json.Nodes.JsonObject WithInitStd(System.Text.Json.Nodes.JsonObject config, double std)
+    {
+        config["initializer_range"] = std;
+        return config;
+    }
+
     private static void Finish(JobResult result)
     {
         if (result.Outcome != TrainingOutcome.Completed) throw new OperationCanceledException();
+    }
+
+    /// <summary>
+    /// Runs two independent training jobs. In parallel, each gets one intra-op thread: a model this small
+    /// keeps one core busy but not two, so two jobs on one core each finish sooner than one after the other
+    /// on both (docs/benchmarks.md, "Demo timings"). The view shows the first job's progress and both jobs' messages.
+    /// </summary>
+    internal static void SideBySide(bool parallel, ITrainingObserver observer, Func<ITrainingObserver, JobResult> first, Func<ITrainingObserver, JobResult> second)
+    {
+        if (!parallel || Environment.ProcessorCount < 2)
+        {
+            Finish(first(observer));
+            Finish(second(observer));
+            return;
+        }
+        int threads = TorchSharp.torch.get_num_threads();
+        TorchSharp.torch.set_num_threads(1);
+        try
+        {
+            var gate = new object();
+            var jobs = new[] { new PairedView(observer, gate, Shows: true), new PairedView(observer, gate, Shows: false) };
+            var runs = new[] { Task.Run(() => first(jobs[0])), Task.Run(() => second(jobs[1])) };
+            // Both finish (or fail) before the thread count goes back; the first failure is the one reported.
+            try { Task.WaitAll(runs); }
+            catch (AggregateException e) { System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw(); }
+            foreach (var run in runs) Finish(run.Result);
+        }
+        finally { TorchSharp.torch.set_num_threads(threads); }
+    }
+
+    /// <summary>One of two jobs sharing a view: calls are serialised; only the shown job's steps reach the view.</summary>
+    private sealed record PairedView(ITrainingObserver Inner, object Gate, bool Shows) : ITrainingObserver
+    {
+        public void Started(long startStep, long totalSteps, string plan) { lock (Gate) Inner.Started(startStep, totalSteps, plan); }
+        public void Step(StepMetrics metrics) { if (Shows) lock (Gate) Inner.Step(metrics); }
+        public void Evaluated(long step, string metric, double value) { lock (Gate) Inner.Evaluated(step, metric, value); }
+        public void Checkpointed(long step, string path) { lock (Gate) Inner.Checkpointed(step, path); }
+        public void Message(string text) { lock (Gate) Inner.Message(text); }
     }
 }

@@ -39,7 +39,7 @@ internal static class TaskKinds
     /// 32 common story words, each one BPE token. An AR model learns to copy in an abrupt transition (an induction
     /// head forms) whose timing varies from run to run; fewer distinct items bring it sooner: with 64 words the demo's
     /// 0.87 M-parameter model copied 47% of tokens at step 1500, with these 32 it copies 96-99.9% by 2000-3000 steps
-    /// (docs/benchmarks.md, "Demo models").
+    /// at the default init scale, by 800-1200 steps at the demo's (docs/benchmarks.md, "Demo models").
     /// </summary>
     public static readonly string[] Words =
     [
