@@ -166,7 +166,7 @@ public static class Llada2Exporter
             ["embedding_dropout"] = 0.0,
             ["attention_dropout"] = 0.0,
             ["output_dropout"] = 0.0,
-            ["initializer_range"] = Source("initializer_range", 0.02),
+            ["initializer_range"] = Source("initializer_range", ModelInit.DefaultStd),
             ["max_position_embeddings"] = c.MaxPositionEmbeddings,
             ["rope_theta"] = c.RopeTheta,
             ["rope_scaling"] = c.RopeScaling is null ? null : Source("rope_scaling", null),

@@ -8,7 +8,8 @@ public class FineTuningCommandTests
 {
     public FineTuningCommandTests() => TorchRuntime.EnsureLoaded();
 
-    private static string Tasks(TempDirectory dir, string name, int count, int seed)
+    /// <summary>Prompt/answer JSONL of one-digit additions (the tiny byte-level tokenizer spells them out).</summary>
+    internal static string Tasks(TempDirectory dir, string name, int count, int seed)
     {
         var rng = new Random(seed);
         var lines = Enumerable.Range(0, count).Select(_ =>

@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using Dllm.Demo;
 using Dllm.FineTuning;
 using Dllm.Models;
@@ -17,13 +16,7 @@ public class SideBySideTests
     {
         using var dir = new TempDirectory();
         var model = TinyCheckpoints.Write("llama", dir.File("base"));
-        var rng = new Random(3);
-        var tasks = dir.File("tasks.jsonl");
-        File.WriteAllLines(tasks, Enumerable.Range(0, 24).Select(_ =>
-        {
-            int a = rng.Next(10), b = rng.Next(10);
-            return new JsonObject { ["prompt"] = $"Compute: {a} + {b} =", ["answer"] = $" {a + b}" }.ToJsonString();
-        }));
+        var tasks = Cli.FineTuningCommandTests.Tasks(dir, "tasks.jsonl", 24, 3);
         Func<ITrainingObserver, JobResult> Job(string output, double cap) => view => SftJob.Run(new SftOptions
         {
             Model = model, Data = tasks, Output = dir.File(output), Settings = new SftSettings(4, CapWeight: cap),
