@@ -21,6 +21,7 @@ public static class DecodeBenchmark
         string? arModel = null;
         var items = 60;
         var repeats = 5;
+        var maxNew = 40;   // the demo's limit: its longest answers are 24 tokens and the EOS
         int[] blocks = [4, 8, 16, 32];
         double[] thresholds = [1.0, 0.95, 0.9, 0.8, 0.7];
         for (var i = 0; i < args.Length; i++)
@@ -32,6 +33,7 @@ public static class DecodeBenchmark
                 case "--ar-model": arModel = args[++i]; break;
                 case "--items": items = int.Parse(args[++i]); break;
                 case "--repeats": repeats = int.Parse(args[++i]); break;
+                case "--max-new-tokens": maxNew = int.Parse(args[++i]); break;
                 case "--blocks": blocks = args[++i].Split(',').Select(int.Parse).ToArray(); break;
                 case "--thresholds": thresholds = args[++i].Split(',').Select(double.Parse).ToArray(); break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
@@ -41,10 +43,10 @@ public static class DecodeBenchmark
         var maskId = loaded.MaskTokenId ?? throw new ArgumentException($"{model} has no MASK token");
         var list = TaskFile.Read(tasks).Take(items).ToList();
         var prompts = list.Select(t => (IReadOnlyList<int>)loaded.Tokenizer.Encode(t.Prompt, addSpecialTokens: true)).ToList();
-        var options = new DecodeOptions { MaxNewTokens = 16, StopTokenIds = loaded.StopTokenIds, PadTokenId = loaded.PadTokenId };
+        var options = new DecodeOptions { MaxNewTokens = maxNew, StopTokenIds = loaded.StopTokenIds, PadTokenId = loaded.PadTokenId };
 
         Console.WriteLine($"machine: {Timing.Machine()}");
-        Console.WriteLine($"model: {Path.GetFullPath(model)} ({loaded.Model.parameters().Sum(p => p.numel()) / 1e6:F2} M parameters), {list.Count} tasks from {tasks}, greedy, at most 16 new tokens, batch 1, median of {repeats} passes");
+        Console.WriteLine($"model: {Path.GetFullPath(model)} ({loaded.Model.parameters().Sum(p => p.numel()) / 1e6:F2} M parameters), {list.Count} tasks from {tasks}, greedy, at most {maxNew} new tokens, batch 1, median of {repeats} passes");
         Console.WriteLine();
         Row Measure(string setting, Func<IReadOnlyList<int>, DecodeProfile, IEnumerable<DecodeStep>> decode) => MeasureWith(loaded, setting, decode);
         Row MeasureWith(LoadedModel loaded, string setting, Func<IReadOnlyList<int>, DecodeProfile, IEnumerable<DecodeStep>> decode)

@@ -5,8 +5,7 @@ namespace Dllm.Demo;
 
 /// <summary>
 /// Preference pairs for the demo's DPO stage, built from the task set: the correct answer is chosen, a
-/// plausible wrong one rejected (two neighbours swapped in a copy, an unreversed reversal, one looked-up
-/// value wrong).
+/// plausible wrong one rejected (two neighbours swapped in a copy, an unreversed reversal).
 /// </summary>
 public static class DemoPreferences
 {
@@ -34,11 +33,6 @@ public static class DemoPreferences
             case "copy" when items.Length > 2:
                 var i = random.NextBelow(items.Length - 1);        // two neighbours swapped: one slip in a long answer
                 (items[i], items[i + 1]) = (items[i + 1], items[i]);
-                return " " + string.Join(' ', items);
-            case "lookup":
-                var at = random.NextBelow(items.Length);           // one entry with a wrong value: "cat=3" -> "cat=8"
-                var value = items[at][^1] - '0';
-                items[at] = items[at][..^1] + (value + 1 + random.NextBelow(9)) % 10;
                 return " " + string.Join(' ', items);
             default:
                 return t.Answer + t.Answer;

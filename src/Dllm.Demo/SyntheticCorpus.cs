@@ -11,8 +11,8 @@ namespace Dllm.Demo;
 /// (SeededRandom, never System.Random), so every machine builds the same corpus without a download.
 /// </summary>
 /// <remarks>
-/// Task formats: see <see cref="TaskKinds"/> (copy, reverse, lookup; the answer starts with a space and is
-/// what the model must produce after the prompt).
+/// Task formats: see <see cref="TaskKinds"/> (copy and reverse evaluated, lookup and sort as pre-training scaffolds;
+/// the answer starts with a space and is what the model must produce after the prompt).
 /// Text files use the TinyStories layout: each document, then a line holding only "&lt;|endoftext|&gt;".
 /// Stories may contain newlines; documents never contain that line.
 /// </remarks>
@@ -26,10 +26,10 @@ public static class SyntheticCorpus
 
     private static readonly JsonSerializerOptions JsonLine = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
-    /// <summary>The task kinds: "copy", "reverse", "lookup".</summary>
+    /// <summary>The evaluated task kinds: "copy", "reverse".</summary>
     public static IReadOnlyList<string> Kinds => TaskKinds.Names;
 
-    /// <summary>Kinds written into the pre-training text only (never SFT or test tasks): "sort".</summary>
+    /// <summary>Kinds written into the pre-training text only (never SFT or test tasks): "lookup", "sort".</summary>
     public static IReadOnlyList<string> ScaffoldKinds { get; } = TaskKinds.Scaffolds.Select(k => k.Name).ToArray();
 
     /// <summary>The first <paramref name="count"/> stories of the seed's story stream (a larger count extends, never changes, a smaller one).</summary>

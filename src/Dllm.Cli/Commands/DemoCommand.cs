@@ -8,12 +8,12 @@ internal static class DemoCommand
 {
     public static Command Build()
     {
-        var quick = new Option<bool>("--quick") { Description = "A smaller corpus and shorter training: a few minutes on 2 CPU cores, a smoke test of the pipeline (its AR model is stopped long before it learns the tasks); the full demo takes about 15 minutes" };
+        var quick = new Option<bool>("--quick") { Description = "A smaller corpus and shorter training: a few minutes on 2 CPU cores, a smoke test of the pipeline (its AR model is stopped long before it learns the tasks); the full demo takes about 11 minutes" };
         var output = new Option<string>("--out", "-o") { Description = "Folder for the demo's data, tokenizer and models", DefaultValueFactory = _ => "demo" };
         var seed = new Option<long>("--seed") { Description = "Seed of the corpus, initialisation, data order and masks", DefaultValueFactory = _ => 1234 };
         var command = new Command("demo",
             "The end-to-end demo on embedded synthetic data, no downloads: write a corpus of simple stories and checkable " +
-            "tasks with long answers (copy or reverse a list of 8-24 words, look up 4-12 values in a table), train a BPE tokenizer, pre-train a small AR model, " +
+            "tasks with long answers (copy or reverse a list of 8-24 words), train a BPE tokenizer, pre-train a small AR model, " +
             "convert it into a block-diffusion LM with the WSD block schedule, fine-tune it (SFT, SFT+CAP) and align it " +
             "(DPO), then compare every stage on held-out text and tasks (accuracy per kind, tokens per forward, tokens/s against " +
             "the AR parent in interleaved passes). Leaves " +

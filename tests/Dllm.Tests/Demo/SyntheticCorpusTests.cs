@@ -10,9 +10,15 @@ public sealed class SyntheticCorpusTests(DemoFixture data)
 {
     public static TheoryData<string> Kinds => new(SyntheticCorpus.Kinds);
 
+    /// <summary>Evaluated and scaffold kinds: every document the corpus writes must be right.</summary>
+    public static TheoryData<string> AllKinds => new(SyntheticCorpus.Kinds.Concat(SyntheticCorpus.ScaffoldKinds));
+
     [Fact]
-    public void KindsAreTheFourDocumentedOnes() =>
-        Assert.Equal(["copy", "reverse", "lookup"], SyntheticCorpus.Kinds);
+    public void KindsAreTheDocumentedOnes()
+    {
+        Assert.Equal(["copy", "reverse"], SyntheticCorpus.Kinds);
+        Assert.Equal(["lookup", "sort"], SyntheticCorpus.ScaffoldKinds);
+    }
 
     [Fact]
     public void TheSameSeedGivesTheSameStoriesAndTasks()
@@ -60,7 +66,7 @@ public sealed class SyntheticCorpusTests(DemoFixture data)
     }
 
     [Theory]
-    [MemberData(nameof(Kinds))]
+    [MemberData(nameof(AllKinds))]
     public void EveryAnswerIsRightWhenRecomputedFromThePromptText(string kind)
     {
         List<DemoTask> tasks = SyntheticCorpus.Tasks(kind, 2000, 17).ToList();
@@ -127,13 +133,12 @@ public sealed class SyntheticCorpusTests(DemoFixture data)
         Assert.Equal(options.Stories, train.Concat(valid).Count(IsStory));
         Assert.Equal(summary.TrainStories, train.Count(IsStory));
         Assert.Equal(summary.ValidTasks, valid.Count(d => !IsStory(d) && !IsScaffold(d)));
-        // The scaffold (sorting letters) is pre-training text only: TasksPerKind of it, each one correct.
-        Assert.Equal(options.TasksPerKind, train.Concat(valid).Count(IsScaffold));
-        foreach (string sort in train.Where(IsScaffold))
+        // The scaffolds (lookup tables, sorting letters) are pre-training text only: TasksPerKind of each, each one correct.
+        Assert.Equal(options.TasksPerKind * SyntheticCorpus.ScaffoldKinds.Count, train.Concat(valid).Count(IsScaffold));
+        foreach (string document in train.Where(IsScaffold))
         {
-            var m = Regex.Match(sort, @"^Sort: ([a-z](?: [a-z]){5,13}) -> ([a-z](?: [a-z]){5,13})$");
-            Assert.True(m.Success, sort);
-            Assert.Equal(m.Groups[1].Value.Split(' ').Order(StringComparer.Ordinal), m.Groups[2].Value.Split(' '));
+            int arrow = document.IndexOf(" ->", StringComparison.Ordinal) + 3;
+            Assert.Equal(Solve(document[..arrow]), document[arrow..]);
         }
         Assert.Contains(train, d => d.Contains('\n')); // some stories have paragraphs, and they survive the layout
         Assert.Equal(new FileInfo(data.CorpusFile(SyntheticCorpus.TrainFile)).Length, summary.TrainBytes);
@@ -143,7 +148,7 @@ public sealed class SyntheticCorpusTests(DemoFixture data)
         List<DemoTask> tasks = ReadTasks(data.CorpusFile(SyntheticCorpus.TrainTasksFile));
         Assert.Equal(summary.TrainTasks, tasks.Count);
         Assert.Equal(train.Where(d => !IsStory(d) && !IsScaffold(d)), tasks.Select(t => t.Prompt + t.Answer));
-        Assert.DoesNotContain(tasks, t => t.Prompt.StartsWith("Sort: ", StringComparison.Ordinal));
+        Assert.DoesNotContain(tasks, t => IsScaffold(t.Prompt));
         Assert.Equal(summary.TestTasks, ReadTasks(data.CorpusFile(SyntheticCorpus.TestTasksFile)).Count);
     }
 
@@ -238,12 +243,18 @@ public sealed class SyntheticCorpusTests(DemoFixture data)
             var values = m.Groups[1].Value.Split(' ').ToDictionary(p => p[..^2], p => p[^1..]); // throws on a repeated key
             return " " + string.Join(' ', m.Groups[2].Value.Split(' ').Select(k => k + "=" + values[k]));
         }
+        if ((m = Regex.Match(prompt, @"^Sort: ([a-z](?: [a-z]){5,13}) ->$")).Success)
+        {
+            string[] letters = m.Groups[1].Value.Split(' ');
+            Assert.Equal(letters.Length, letters.Distinct().Count());
+            return " " + string.Join(' ', letters.Order(StringComparer.Ordinal));
+        }
         throw new Xunit.Sdk.XunitException($"prompt in no known format: '{prompt}'");
     }
 
     private static bool IsStory(string document) => !Regex.IsMatch(document, "^(Copy|Reverse|Table|Sort): ");
 
-    private static bool IsScaffold(string document) => document.StartsWith("Sort: ", StringComparison.Ordinal);
+    private static bool IsScaffold(string document) => Regex.IsMatch(document, "^(Table|Sort): ");
 
     private static List<DemoTask> ReadTasks(string path) =>
         File.ReadAllLines(path).Select(line =>
