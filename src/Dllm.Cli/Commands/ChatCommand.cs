@@ -20,6 +20,7 @@ internal static class ChatCommand
         var editingThreshold = SharedOptions.EditingThreshold();
         var maxPostSteps = SharedOptions.MaxPostSteps();
         var mode = new Option<DecodeMode>("--mode") { Description = "auto, ar or diffusion", DefaultValueFactory = _ => DecodeMode.Auto };
+        var threads = SharedOptions.Threads();
         var device = SharedOptions.Device();
         var dtype = SharedOptions.DType();
         var command = new Command("chat",
@@ -27,13 +28,14 @@ internal static class ChatCommand
             "they are unmasked; when stdin/stdout are not a terminal, replies stream as plain text. /reset clears the " +
             "conversation, /exit (or end of input) quits.")
         {
-            model, template, system, maxNew, temperature, blockSize, threshold, editingThreshold, maxPostSteps, mode, device, dtype,
+            model, template, system, maxNew, temperature, blockSize, threshold, editingThreshold, maxPostSteps, mode, threads, device, dtype,
         };
         command.SetAction((p, cancel) =>
         {
             // Settings are checked once up front; a per-turn error below only skips that turn.
             new DecodeOptions { MaxNewTokens = p.GetValue(maxNew), Sampling = new SamplingOptions(p.GetValue(temperature)) }.Validate();
             new BlockDecodeOptions(p.GetValue(blockSize) ?? 1, p.GetValue(threshold)).Validate();
+            SharedOptions.ApplyThreads(p, threads);
             using var loaded = LoadedModel.Load(p.GetValue(model)!, SharedOptions.LoadOptions(p, device, dtype));
             var chat = p.GetValue(template) is { } name ? ChatTemplate.ByName(name) : ChatTemplate.For(loaded.Tokenizer);
             var resolved = TextGeneration.ResolveMode(loaded, p.GetValue(mode));

@@ -33,6 +33,7 @@ internal static class EvalCommand
         var seed = new Option<long>("--seed") { Description = "Seed of the draws (fixed seeds compare checkpoints on the same masks)", DefaultValueFactory = _ => 0 };
         var maxDocs = new Option<int>("--max-docs") { Description = "Score at most this many documents (0 = all)", DefaultValueFactory = _ => 0 };
         var maxLen = new Option<int>("--max-length") { Description = "Truncate documents to this many tokens (default: the model's context)", DefaultValueFactory = _ => 0 };
+        var threads = SharedOptions.Threads();
         var device = SharedOptions.Device();
         var dtype = SharedOptions.DType();
         var json = SharedOptions.Json();
@@ -44,7 +45,7 @@ internal static class EvalCommand
             "forward counts decoded tokens, the stop token included, over decoding forwards (the prompt prefill is not one; " +
             "AR is exactly 1); tokens per second counts the same tokens over wall time.")
         {
-            model, data, task, mode, block, samples, seed, maxDocs, maxLen, threshold, maxSteps, stopFill, credit, editingThreshold, maxPostSteps, maxNew, temperature, batch, template, compareAr, passes, device, dtype, json,
+            model, data, task, mode, block, samples, seed, maxDocs, maxLen, threshold, maxSteps, stopFill, credit, editingThreshold, maxPostSteps, maxNew, temperature, batch, template, compareAr, passes, threads, device, dtype, json,
         };
         command.SetAction(p =>
         {
@@ -57,6 +58,7 @@ internal static class EvalCommand
             if (p.GetValue(maxNew) < 1) throw new DllmException($"--max-new-tokens must be positive, got {p.GetValue(maxNew)}");
             new SamplingOptions(p.GetValue(temperature)).Validate();
             new BlockDecodeOptions(p.GetValue(block) ?? 1, p.GetValue(threshold), p.GetValue(maxSteps)).Validate();
+            SharedOptions.ApplyThreads(p, threads);
             using var loaded = LoadedModel.Load(p.GetValue(model)!, SharedOptions.LoadOptions(p, device, dtype));
             if (p.GetValue(task) is { } taskFile)
             {

@@ -28,6 +28,7 @@ internal static class GenerateCommand
         var maxPostSteps = SharedOptions.MaxPostSteps();
         var noCache = new Option<bool>("--no-cache") { Description = "Diffusion: recompute the whole window every step (the reference behaviour; slower, same tokens)" };
         var noSpecial = new Option<bool>("--no-bos") { Description = "Do not add the tokenizer's BOS token in front of the prompt" };
+        var threads = SharedOptions.Threads();
         var device = SharedOptions.Device();
         var dtype = SharedOptions.DType();
         var json = SharedOptions.Json();
@@ -41,10 +42,11 @@ internal static class GenerateCommand
             "--editing-threshold turns on LLaDA2.1's token editing (decided tokens of the current block may be replaced; " +
             "the text of a block streams once the block is final).")
         {
-            model, prompt, maxNew, temperature, topK, topP, seed, stop, mode, blockSize, threshold, maxSteps, stopFill, credit, editingThreshold, maxPostSteps, noCache, noSpecial, device, dtype, json,
+            model, prompt, maxNew, temperature, topK, topP, seed, stop, mode, blockSize, threshold, maxSteps, stopFill, credit, editingThreshold, maxPostSteps, noCache, noSpecial, threads, device, dtype, json,
         };
         command.SetAction((p, cancel) =>
         {
+            SharedOptions.ApplyThreads(p, threads);
             using var loaded = LoadedModel.Load(p.GetValue(model)!, SharedOptions.LoadOptions(p, device, dtype));
             var request = new GenerationRequest
             {

@@ -18,7 +18,7 @@ internal static class ServeCommand
         var template = new Option<string?>("--template") { Description = $"Chat template: {string.Join(", ", ChatTemplate.Names)} (default: recognised from tokenizer_config.json, else plain)" };
         var modelId = new Option<string?>("--model-id") { Description = "The model name clients send (default: the model folder's name; 'default' is always accepted too)" };
         var drain = new Option<double>("--drain-timeout") { Description = "Seconds Ctrl-C/SIGTERM waits for in-flight requests before cancelling them", DefaultValueFactory = _ => 30 };
-        var threads = new Option<int>("--threads") { Description = "CPU threads per model operation (0 = libtorch's default, one per core); use fewer when other work shares the cores", DefaultValueFactory = _ => 0 };
+        var threads = SharedOptions.Threads();
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Log every request and batch" };
         var device = SharedOptions.Device();
         var dtype = SharedOptions.DType();
@@ -51,9 +51,8 @@ internal static class ServeCommand
                 HandleSignals = true,
             };
             options.Validate();
-            if (p.GetValue(threads) is < 0 or > 1024) throw new DllmException($"--threads must be between 0 and 1024, got {p.GetValue(threads)}");
+            SharedOptions.ApplyThreads(p, threads);
             using var loaded = LoadedModel.Load(p.GetValue(model)!, SharedOptions.LoadOptions(p, device, dtype));
-            if (p.GetValue(threads) > 0) TorchSharp.torch.set_num_threads(p.GetValue(threads));
             var level = p.GetValue(verbose) ? LogLevel.Debug : LogLevel.Information;
             var server = DllmServer.StartAsync(loaded, options, logging => logging
                 .AddSimpleConsole(c => { c.SingleLine = true; c.TimestampFormat = "HH:mm:ss "; })

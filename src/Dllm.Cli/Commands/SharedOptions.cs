@@ -21,6 +21,21 @@ internal static class SharedOptions
         Description = "Weight and compute dtype: float32 (exact reference), bfloat16 (faster on CPUs with AMX/AVX512-BF16 and on GPUs) or float16",
     };
 
+    public static Option<int> Threads() => new("--threads")
+    {
+        Description = "CPU threads per model operation (0 = libtorch's default, one per core). Small models often decode " +
+                      "faster on one thread; use fewer when other work shares the cores",
+        DefaultValueFactory = _ => 0,
+    };
+
+    /// <summary>Checks --threads and applies it before any model work.</summary>
+    public static void ApplyThreads(ParseResult p, Option<int> threads)
+    {
+        var n = p.GetValue(threads);
+        if (n is < 0 or > 1024) throw new DllmException($"--threads must be between 0 and 1024, got {n}");
+        if (n > 0) TorchSharp.torch.set_num_threads(n);
+    }
+
     private static readonly Dllm.Generation.BlockDecodeOptions BlockDefaults = new();
 
     public static Option<double> Threshold() => new("--threshold")

@@ -58,10 +58,13 @@ public static class AttentionMasks
     /// The block-diffusion training mask over the concatenation [x_t ; x] of length 2L (METHOD.md §2.3):
     /// a noisy token of block b sees the noisy tokens of block b and the clean tokens of blocks &lt; b;
     /// a clean token of block b sees the clean tokens of blocks &lt;= b. The last block may be short.
-    /// Returns [2L, 2L].
+    /// With <paramref name="views"/> &gt; 1 the sequence is [x_t^1 ; ... ; x_t^v ; x]: several noisy views of
+    /// one clean sequence (complementary masking's pair), each blind to the others, all reading the one clean
+    /// stream, which is then computed once instead of once per view. Returns [(v+1)L, (v+1)L].
     /// </summary>
-    public static Tensor BlockDiffusion(long length, long blockSize, Device? device = null)
+    public static Tensor BlockDiffusion(long length, long blockSize, Device? device = null, int views = 1)
     {
+        if (views < 1) throw new ArgumentOutOfRangeException(nameof(views), views, "at least one noisy view");
         using var scope = NewDisposeScope();
         var block = arange(length, device: device).div(blockSize, rounding_mode: RoundingMode.floor);
         var qb = block.unsqueeze(1);   // [L, 1]
@@ -69,10 +72,12 @@ public static class AttentionMasks
         var noisyToNoisy = qb.eq(kb);
         var noisyToClean = kb.lt(qb);
         var cleanToClean = kb.le(qb);
-        var cleanToNoisy = zeros(length, length, dtype: ScalarType.Bool, device: device);
-        var top = cat([noisyToNoisy, noisyToClean], 1);
-        var bottom = cat([cleanToNoisy, cleanToClean], 1);
-        return cat([top, bottom], 0).MoveToOuterDisposeScope();
+        var none = zeros(length, length, dtype: ScalarType.Bool, device: device);
+        var rows = new List<Tensor>();
+        for (var view = 0; view < views; view++)
+            rows.Add(cat([.. Enumerable.Range(0, views).Select(other => other == view ? noisyToNoisy : none), noisyToClean], 1));
+        rows.Add(cat([.. Enumerable.Repeat(none, views), cleanToClean], 1));
+        return cat(rows, 0).MoveToOuterDisposeScope();
     }
 
     /// <summary>

@@ -10,15 +10,14 @@ namespace Dllm.FineTuning;
 /// </summary>
 public static class ConfidenceLoss
 {
-    /// <param name="logits">[B, L, V] logits of the noisy input.</param>
-    /// <param name="targets">[B, L] clean tokens.</param>
-    /// <param name="masked">[B, L] positions that were masked.</param>
-    public static Tensor Compute(Tensor logits, Tensor targets, Tensor masked)
+    /// <param name="logits">[N, V] logits at the masked positions.</param>
+    /// <param name="targets">[N] the clean tokens there.</param>
+    public static Tensor Compute(Tensor logits, Tensor targets)
     {
         using var scope = NewDisposeScope();
         var logp = logits.log_softmax(-1);
-        var entropy = -(logp.exp() * logp).sum(-1);                       // [B, L]
-        var right = masked.logical_and(logits.argmax(-1).eq(targets));    // argmax has no gradient: a selector only
+        var entropy = -(logp.exp() * logp).sum(-1);      // [N]
+        var right = logits.argmax(-1).eq(targets);        // argmax has no gradient: a selector only
         var count = right.sum();
         var total = entropy.where(right, zeros_like(entropy)).sum();
         return (total / count.clamp_min(1)).MoveToOuterDisposeScope();

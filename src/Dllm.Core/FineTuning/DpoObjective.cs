@@ -68,10 +68,10 @@ public sealed class DpoObjective(CausalLM reference, DpoSettings settings, int m
         // position by position, so common random numbers cut its variance without biasing either ELBO.
         var draw = NoiseSampler.Draw(tokens, settings.BlockSize, maskTokenId, generator, new NoiseOptions { MinRate = settings.MinRate, MaxRate = settings.MaxRate }, mask,
             rowsPerDraw: 2);
-        var repeated = new TokenBatch(tokens, null, mask);
-        var policy = Elbo(model, repeated, draw, s, rows);
+        var unique = new TokenBatch(batch.Tokens, null, scored);   // the S draws are views of one clean stream
+        var policy = Elbo(model, unique, draw, s, rows);
         Tensor referenceElbo;
-        using (no_grad()) referenceElbo = Elbo(reference, repeated, draw, s, rows);
+        using (no_grad()) referenceElbo = Elbo(reference, unique, draw, s, rows);
         var gain = (policy - referenceElbo).view(rows / 2, 2);      // [P, (chosen, rejected)]
         var margins = gain.select(1, 0) - gain.select(1, 1);
         var loss = -nn.functional.logsigmoid(settings.Beta * margins).mean();
@@ -89,7 +89,7 @@ public sealed class DpoObjective(CausalLM reference, DpoSettings settings, int m
     /// <summary>E = -NELBO per original row: the summed weighted loss, averaged over its S draws.</summary>
     private Tensor Elbo(CausalLM model, TokenBatch batch, NoiseDraw draw, long samples, long rows)
     {
-        using var result = BlockDiffusionLoss.Compute(model, batch, settings.BlockSize, draw, labels);
+        using var result = BlockDiffusionLoss.Compute(model, batch, settings.BlockSize, draw, labels, views: (int)samples);
         return (-result.Terms.sum(-1)).view(samples, rows).mean([0]);
     }
 }

@@ -40,17 +40,17 @@ public sealed class SftObjective(SftSettings settings, int maskTokenId, LabelPos
         var scored = BlockDiffusionLoss.Scorable(batch, labels)!;
         var noise = new NoiseOptions { MinRate = settings.MinRate, MaxRate = settings.MaxRate };
         var draw = NoiseSampler.Draw(batch.Tokens, settings.BlockSize, maskTokenId, generator, noise, scored);
-        var tokens = batch.Tokens;
+        var views = 1;
         if (settings.Complementary)
         {
-            draw = ComplementaryMasking.WithComplement(draw, tokens, scored);
-            tokens = cat([tokens, tokens], 0);
-            scored = cat([scored, scored], 0);
+            draw = ComplementaryMasking.WithComplement(draw, batch.Tokens, scored);
+            views = 2;
         }
-        using var result = BlockDiffusionLoss.Compute(model, new TokenBatch(tokens, null, scored), settings.BlockSize, draw, labels,
-            embeddingNoise, generator, keepLogits: settings.CapWeight > 0);
+        using var result = BlockDiffusionLoss.Compute(model, new TokenBatch(batch.Tokens, null, scored), settings.BlockSize, draw, labels,
+            embeddingNoise, generator, keepLogits: settings.CapWeight > 0, views: views);
         var loss = result.Loss.alias();   // result is disposed on return; the alias keeps the graph
-        if (settings.CapWeight > 0) loss = loss + settings.CapWeight * ConfidenceLoss.Compute(result.Logits!, tokens, result.Masked);
+        if (settings.CapWeight > 0)
+            loss = loss + settings.CapWeight * ConfidenceLoss.Compute(result.MaskedLogits!, batch.Tokens.repeat(views, 1).masked_select(result.Masked));
         return (loss.MoveToOuterDisposeScope(), result.TokenCount.item<long>());
     }
 }

@@ -285,25 +285,55 @@ public sealed class BlockDecodeSession : DecodeSession
         _rows = keep.Select(i => _rows[i]).ToList();
     }
 
-    /// <summary>One forward over every row's window; the drawing rows' picks and confidences, flattened [drawing x B].</summary>
+    /// <summary>
+    /// One forward over every row's window; the drawing rows' picks and confidences, flattened [drawing x B]. Only the
+    /// undecided slots go through the LM head and the sampler (a decided slot's prediction is never read; the others
+    /// hold token -1 and confidence 0), except under editing, which may rewrite decided slots, and credit, whose
+    /// ledger spans the block.
+    /// </summary>
     private (int[] Tokens, float[] Confidence) Predict(BlockDecoder.Row[] drawing)
     {
         using var scope = NewDisposeScope();
-        var logits = _forward.Logits(_rows.Select(r => r.Window).ToArray(), _step == 0);        // [R, B, V]
-        // The model must never "predict" MASK: that slot would stay undecided forever.
-        logits.select(-1, _maskTokenId).fill_(float.NegativeInfinity);
-        var drawingRows = tensor(drawing.Select(r => (long)_rows.IndexOf(r)).ToArray(), device: logits.device);
-        if (drawing.Length < _rows.Count) logits = logits.index_select(0, drawingRows);
-        if (_credit is not null)
+        var outputs = _forward.Outputs(_rows.Select(r => r.Window).ToArray(), _step == 0);      // [R, B, H]
+        var drawingRows = tensor(drawing.Select(r => (long)_rows.IndexOf(r)).ToArray(), device: outputs.device);
+        if (drawing.Length < _rows.Count) outputs = outputs.index_select(0, drawingRows);
+        var b = (int)outputs.shape[1];
+        var everySlot = _block.Editing is not null || _credit is not null;
+        var slots = new List<int>(drawing.Length * b);
+        for (var k = 0; k < drawing.Length; k++)
+            for (var s = 0; s < b; s++)
+                if (everySlot || drawing[k].Undecided[s]) slots.Add(k * b + s);
+        Tensor logits;
+        if (everySlot)
         {
-            var masked = tensor(drawing.SelectMany(r => r.Undecided).ToArray(), [drawing.Length, drawing[0].Undecided.Length], device: logits.device);
-            logits = _credit.Fuse(logits, masked, drawingRows, _rows.Count, _step);
+            logits = Head(outputs);                                                             // [D, B, V]
+            if (_credit is not null)
+            {
+                var masked = tensor(drawing.SelectMany(r => r.Undecided).ToArray(), [drawing.Length, b], device: logits.device);
+                logits = _credit.Fuse(logits, masked, drawingRows, _rows.Count, _step);
+            }
+            logits = logits.reshape(drawing.Length * b, -1);
         }
-        var b = logits.shape[1];
-        var (t, c) = Sampler.Pick(logits.reshape(drawing.Length * b, -1),
-            drawing.SelectMany(r => Enumerable.Repeat(r.Sampling, (int)b)).ToList(),
-            drawing.SelectMany(r => Enumerable.Repeat(r.Generator, (int)b)).ToList());
-        return (t.cpu().data<long>().Select(x => (int)x).ToArray(), c.cpu().data<float>().ToArray());
+        else
+        {
+            using var at = tensor(slots.Select(i => (long)i).ToArray(), device: outputs.device);
+            logits = Head(outputs.reshape(drawing.Length * b, -1).index_select(0, at));      // [N, V]
+        }
+        var (t, c) = Sampler.Pick(logits, slots.Select(i => drawing[i / b].Sampling).ToList(), slots.Select(i => drawing[i / b].Generator).ToList());
+        var (picked, confidence) = (t.cpu().data<long>().ToArray(), c.cpu().data<float>().ToArray());
+        var tokens = new int[drawing.Length * b];
+        var conf = new float[drawing.Length * b];
+        Array.Fill(tokens, -1);
+        for (var j = 0; j < slots.Count; j++) (tokens[slots[j]], conf[slots[j]]) = ((int)picked[j], confidence[j]);
+        return (tokens, conf);
+    }
+
+    /// <summary>The LM head (model work, timed as such), with MASK ruled out: a slot predicting MASK would stay undecided forever.</summary>
+    private Tensor Head(Tensor outputs)
+    {
+        var logits = DecodeProfile.Head(Profile, () => Model.Logits(outputs));
+        logits.select(-1, _maskTokenId).fill_(float.NegativeInfinity);
+        return logits;
     }
 
     public override void Dispose()

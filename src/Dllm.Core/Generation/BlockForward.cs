@@ -7,8 +7,9 @@ using static TorchSharp.torch;
 namespace Dllm.Generation;
 
 /// <summary>
-/// The model side of block decoding: the logits [R, B, V] that predict the slots of the rows' current
-/// windows. Same-position labels read the window's own outputs. Shifted labels read slot s from the
+/// The model side of block decoding: the final hidden states [R, B, H] that predict the slots of the rows'
+/// current windows (the decoder applies the LM head to the slots it still needs). Same-position labels read the
+/// window's own outputs. Shifted labels read slot s from the
 /// output at s - 1: inside the window from the noisy window itself, and for slot 0 from the clean output
 /// of the last committed position, which never sees the window (METHOD.md §2, token shift).
 ///
@@ -36,14 +37,14 @@ internal abstract class BlockForward : IDisposable
     public int Rows => WindowStart.Count;
 
     /// <summary>
-    /// Adds a row at a block boundary (before the block's first <see cref="Logits"/>): <paramref name="fullBlocks"/>
+    /// Adds a row at a block boundary (before the block's first <see cref="Outputs"/>): <paramref name="fullBlocks"/>
     /// is its prompt's whole blocks (a multiple of B tokens, maybe none); the rest of the prompt is the fixed head of
     /// its first window.
     /// </summary>
     public abstract void Join(IReadOnlyList<int> fullBlocks);
 
-    /// <summary>Logits [R, B, V] for the rows' current windows (CPU token arrays).</summary>
-    public abstract Tensor Logits(int[][] windows, bool firstStepOfBlock);
+    /// <summary>The hidden states [R, B, H] that predict the slots of the rows' current windows (CPU token arrays).</summary>
+    public abstract Tensor Outputs(int[][] windows, bool firstStepOfBlock);
 
     /// <summary>Every row's window is final: it becomes context, and the next windows start B later.</summary>
     public abstract void Advance(int[][] finishedWindows);
@@ -103,7 +104,7 @@ internal sealed class CachedBlockForward : BlockForward
     private KvCache _cache;
     private Tensor _keyValid;                   // [R, cache length]: false where a row has no key (alignment padding)
     private readonly List<int[]?> _pending = [];   // per row: the finished window (or last prompt block) not yet in the cache
-    private Tensor? _slotZero;                  // shifted labels: [R, 1, V] logits for slot 0 of the current window
+    private Tensor? _slotZero;                  // shifted labels: [R, 1, H] the output that predicts slot 0 of the current window
     private (Tensor Positions, Tensor Mask)? _step;   // the current block's later steps
 
     public CachedBlockForward(CausalLM model, int blockSize, LabelPosition labels, DecodeProfile? profile) : base(model, blockSize, labels, profile)
@@ -139,7 +140,7 @@ internal sealed class CachedBlockForward : BlockForward
         WindowStart.Add(n);
     }
 
-    public override Tensor Logits(int[][] windows, bool firstStepOfBlock)
+    public override Tensor Outputs(int[][] windows, bool firstStepOfBlock)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
@@ -160,7 +161,7 @@ internal sealed class CachedBlockForward : BlockForward
             if (Shifted)
             {
                 _slotZero?.Dispose();
-                _slotZero = Model.Logits(all.narrow(1, B - 1, 1)).DetachFromDisposeScope();
+                _slotZero = all.narrow(1, B - 1, 1).contiguous().DetachFromDisposeScope();
             }
             h = all.narrow(1, B, B);
         }
@@ -176,9 +177,9 @@ internal sealed class CachedBlockForward : BlockForward
             var (positions, mask) = _step.Value;
             h = DecodeProfile.Forward(Profile, () => Model.Hidden(Model.Embed(window), positions, mask, _cache, commit: 0));
         }
-        // Rows whose slot 0 is prompt never read it: any logits stand in where there is no committed output.
-        var logits = Shifted ? cat([_slotZero ?? Model.Logits(h.narrow(1, 0, 1)), Model.Logits(h.narrow(1, 0, B - 1))], 1) : Model.Logits(h);
-        return logits.MoveToOuterDisposeScope();
+        // Rows whose slot 0 is prompt never read it: any output stands in where there is no committed one.
+        var outputs = Shifted ? cat([_slotZero ?? h.narrow(1, 0, 1), h.narrow(1, 0, B - 1)], 1) : h;
+        return outputs.MoveToOuterDisposeScope();
     }
 
     private (Tensor, Tensor) StepInputs()
@@ -271,7 +272,7 @@ internal sealed class RecomputedBlockForward : BlockForward
         WindowStart.Add(n);
     }
 
-    public override Tensor Logits(int[][] windows, bool firstStepOfBlock)
+    public override Tensor Outputs(int[][] windows, bool firstStepOfBlock)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
@@ -286,7 +287,7 @@ internal sealed class RecomputedBlockForward : BlockForward
         var read = !Shifted ? h.narrow(1, t, B)
             : t > 0 ? h.narrow(1, t - 1, B)
             : cat([h.narrow(1, 0, 1), h.narrow(1, 0, B - 1)], 1);
-        return Model.Logits(read).MoveToOuterDisposeScope();
+        return read.MoveToOuterDisposeScope();
     }
 
     public override void Advance(int[][] finishedWindows)

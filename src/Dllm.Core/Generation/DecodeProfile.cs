@@ -5,7 +5,8 @@ namespace Dllm.Generation;
 /// <summary>
 /// Optional timing of a decoding run: wall time inside model forwards versus everything else
 /// (sampling, selection, bookkeeping), for the decoder-overhead figure in the benchmarks.
-/// <see cref="ForwardTime"/> covers every forward, the prompt prefill included; <see cref="Forwards"/>
+/// <see cref="ForwardTime"/> covers every forward, the prompt prefill and the LM head included (the AR decoder's
+/// forward holds its head too); <see cref="Forwards"/>
 /// counts the decoding forwards only, as tokens per forward does.
 /// </summary>
 public sealed class DecodeProfile
@@ -17,6 +18,9 @@ public sealed class DecodeProfile
 
     /// <summary>Runs the prompt prefill, timed as forward work but not counted as a decoding forward.</summary>
     internal static T Prefill<T>(DecodeProfile? profile, Func<T> prefill) => profile is null ? prefill() : profile.Time(prefill, counted: false);
+
+    /// <summary>Runs an LM head the decoder applies to a forward's outputs: model work, timed, not a forward of its own.</summary>
+    internal static T Head<T>(DecodeProfile? profile, Func<T> head) => profile is null ? head() : profile.Time(head, counted: false);
 
     /// <summary>Runs one decoding forward, timed and counted.</summary>
     internal static T Forward<T>(DecodeProfile? profile, Func<T> forward) => profile is null ? forward() : profile.Time(forward, counted: true);

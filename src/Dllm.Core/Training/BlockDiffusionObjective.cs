@@ -33,14 +33,14 @@ public sealed class BlockDiffusionObjective(BlockSchedule schedule, int maskToke
         var blockSize = schedule.BlockSizeAt(context.Step);
         var scorable = BlockDiffusionLoss.Scorable(batch, labels);
         var draw = NoiseSampler.Draw(batch.Tokens, blockSize, maskTokenId, context.Generator, noise, scorable);
+        var views = 1;
         if (_variant.Complementary)
         {
             draw = ComplementaryMasking.WithComplement(draw, batch.Tokens, scorable ?? ones_like(batch.Tokens, dtype: ScalarType.Bool));
-            batch = new TokenBatch(cat([batch.Tokens, batch.Tokens], 0), batch.DocumentIds is { } d ? cat([d, d], 0) : null,
-                batch.Scored is { } s ? cat([s, s], 0) : null);
+            views = 2;
         }
         if (_variant.FlatWeight) draw = draw with { Rate = ones_like(draw.Rate) };
-        using var result = BlockDiffusionLoss.Compute(model, batch, blockSize, draw, labels, context.EmbeddingNoise, context.Generator);
+        using var result = BlockDiffusionLoss.Compute(model, batch, blockSize, draw, labels, context.EmbeddingNoise, context.Generator, views: views);
         var tokens = result.TokenCount.item<long>();
         return new ObjectiveResult(result.Loss.alias().MoveToOuterDisposeScope(), tokens);
     }

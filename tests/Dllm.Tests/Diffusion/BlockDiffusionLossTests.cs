@@ -1,4 +1,5 @@
 using Dllm.Attention;
+using Dllm.Config;
 using Dllm.Data;
 using Dllm.Diffusion;
 using Dllm.Models;
@@ -73,6 +74,48 @@ public class BlockDiffusionLossTests
         Assert.Equal(expected, result.Loss.item<float>(), 1e-5);
         // And the naive per-block loop agrees: with one block there is no clean prefix at all.
         Assert.Equal(NaiveLoss(model, tokens, draw, 6), result.Loss.item<float>(), 1e-5);
+    }
+
+    /// <summary>
+    /// Noisy views of one clean batch (complementary masking's pair, DPO's ELBO samples) share one clean stream:
+    /// the loss, per-token terms, logits and every gradient must equal the same views run as repeated rows.
+    /// </summary>
+    [Theory]
+    [InlineData("llama", 4, "same", 2)]
+    [InlineData("llama", 4, "shift", 2)]   // a block's first slot reads the clean stream, past every view
+    [InlineData("qwen3", 3, "shift", 3)]   // last block shorter, three views
+    [InlineData("llada2", 4, "same", 2)]
+    [InlineData("llama", 10, "shift", 2)]  // one block: MDLM, nothing to share, the views are rows
+    public void ViewsSharingOneCleanStreamEqualRepeatedRows(string arch, long blockSize, string labelName, int views)
+    {
+        var labels = LabelPositions.Parse(labelName);
+        using var model = TinyConfigs.Model(arch, seed: 12);
+        using var scope = NewDisposeScope();
+        var tokens = RandomTokens(2, 10, 4);
+        var docs = tensor(new long[] { 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 }).view(2, 10);
+        var scored = ones(2, 10, dtype: ScalarType.Bool);
+        scored[0, TensorIndex.Slice(0, 3)] = false;   // a prompt that is never scored
+        var batch = new TokenBatch(tokens, docs, scored);
+        var repeated = new TokenBatch(tokens.repeat(views, 1), docs.repeat(views, 1), scored.repeat(views, 1));
+        var maskable = BlockDiffusionLoss.Scorable(repeated, labels);
+        using var draw = NoiseSampler.Draw(repeated.Tokens, blockSize, Mask, new Generator(7), new NoiseOptions { MinRate = 0.3 }, maskable);
+
+        (float Loss, Tensor Terms, Tensor Logits, Tensor[] Grads) Run(TokenBatch b, int v)
+        {
+            model.zero_grad();
+            using var r = BlockDiffusionLoss.Compute(model, b, blockSize, draw, labels, keepLogits: true, views: v);
+            r.Loss.backward();
+            return (r.Loss.item<float>(), r.Terms.detach().clone(), r.MaskedLogits!.detach().clone(),
+                model.parameters().Select(p => p.grad!.clone()).ToArray());
+        }
+        var shared = Run(batch, views);
+        var rows = Run(repeated, 1);
+        Assert.Equal(rows.Loss, shared.Loss, 5);
+        Assert.True(shared.Terms.allclose(rows.Terms, rtol: 1e-4, atol: 1e-5), "per-token terms differ");
+        Assert.True(shared.Logits.allclose(rows.Logits, rtol: 1e-4, atol: 1e-4), "logits differ");
+        for (var i = 0; i < rows.Grads.Length; i++)
+            Assert.True(shared.Grads[i].allclose(rows.Grads[i], rtol: 1e-3, atol: 1e-6), $"gradient {i} differs");
+        Assert.Throws<ArgumentException>(() => BlockDiffusionLoss.Compute(model, batch, blockSize, draw, labels, views: views + 1));
     }
 
     [Fact]

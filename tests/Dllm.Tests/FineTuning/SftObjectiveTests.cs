@@ -67,7 +67,8 @@ public class SftObjectiveTests
         var targets = logits.argmax(-1).clone();
         targets[0, 1] = tensor((targets[0, 1].item<long>() + 1) % 7);   // one wrong prediction
         var masked = tensor(new[] { true, true, false, true, true, false, true, true, false, false }).reshape(2, 5);
-        var fast = ConfidenceLoss.Compute(logits, targets, masked).item<float>();
+        var at = masked.reshape(-1).nonzero().squeeze(1);
+        var fast = ConfidenceLoss.Compute(logits.reshape(10, 7).index_select(0, at), targets.masked_select(masked)).item<float>();
         double sum = 0;
         var count = 0;
         for (var i = 0; i < 2; i++)
