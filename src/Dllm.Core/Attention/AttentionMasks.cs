@@ -50,8 +50,15 @@ public static class AttentionMasks
         var device = cachedValid.device;
         long rows = cachedValid.shape[0], cached = cachedValid.shape[1], t = newBlocks * blockSize;
         var local = arange(t, device: device);
-        var mask = cat([ones(t, cached, dtype: ScalarType.Bool, device: device), BlockCausal(local, local, blockSize)], 1);
-        return WithPadding(mask, cat([cachedValid, newValid ?? ones(rows, t, dtype: ScalarType.Bool, device: device)], 1)).MoveToOuterDisposeScope();
+        var own = BlockCausal(local, local, blockSize);                                        // [T, T]
+        if (newValid is null)
+        {
+            // Every new token sees at least its own block, so no query row is empty: no guard needed. This is the
+            // decoder's every-step mask, built with the fewest ops.
+            return cat([cachedValid.unsqueeze(1).expand(rows, t, cached), own.unsqueeze(0).expand(rows, t, t)], 2).unsqueeze(1).MoveToOuterDisposeScope();
+        }
+        var mask = cat([ones(t, cached, dtype: ScalarType.Bool, device: device), own], 1);
+        return WithPadding(mask, cat([cachedValid, newValid], 1)).MoveToOuterDisposeScope();
     }
 
     /// <summary>

@@ -154,7 +154,8 @@ internal sealed class CachedBlockForward : BlockForward
             var pendingValid = tensor(_pending.Select(p => p is not null).ToArray(), device: Device).unsqueeze(1).expand(r, B);
             var tokens = cat([pending, window], 1);                                                      // [R, 2B]
             var positions = cat([WindowPositions(-B).clamp_min(0), WindowPositions()], 1);
-            var mask = AttentionMasks.CachedBlocks(_keyValid, 2, B, cat([pendingValid, ones(r, B, dtype: ScalarType.Bool, device: Device)], 1));
+            var mask = AttentionMasks.CachedBlocks(_keyValid, 2, B,
+                _pending.All(p => p is not null) ? null : cat([pendingValid, ones(r, B, dtype: ScalarType.Bool, device: Device)], 1));
             var all = DecodeProfile.Forward(Profile, () => Model.Hidden(Model.Embed(tokens), positions, mask, _cache, commit: B));
             Replace(ref _keyValid, cat([_keyValid, pendingValid], 1));
             for (var i = 0; i < _pending.Count; i++) _pending[i] = null;

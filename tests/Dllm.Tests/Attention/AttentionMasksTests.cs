@@ -53,6 +53,9 @@ public class AttentionMasksTests
                     Assert.Equal(expected, a[i, j]);
                 }
         }
+        // The general path (new tokens' validity given, here all valid) builds the same mask as the fast one.
+        using var general = AttentionMasks.CachedBlocks(valid, newBlocks, block, ones(2, t, dtype: ScalarType.Bool));
+        Assert.True(general.eq(m).all().item<bool>());
     }
 
     [Theory]
