@@ -44,6 +44,8 @@ public static class TrainBenchmark
                 ("AR (next token)", new ArObjective()),
                 ("block diffusion B=32", new BlockDiffusionObjective(BlockSchedule.Constant(1, 32), maskId, new NoiseOptions())),
                 ($"MDLM (B=L={length})", new BlockDiffusionObjective(BlockSchedule.Constant(1, length), maskId, new NoiseOptions())),
+                ("complementary pair B=32, rows repeated", new RepeatedPairObjective(maskId)),
+                ("complementary pair B=32, shared clean stream", new BlockDiffusionObjective(BlockSchedule.Constant(1, 32), maskId, new NoiseOptions(), variant: new ConversionLoss(Complementary: true))),
             })
             {
                 var step = 0L;
@@ -65,5 +67,26 @@ public static class TrainBenchmark
         }
         Console.WriteLine();
         Console.WriteLine("MFU counts 6 x parameters per trained token; the block-diffusion step also runs the clean half (2L tokens), which this count leaves out on purpose: it is the price of the objective.");
+        Console.WriteLine("A complementary pair trains every token once per step on two noisy views: as repeated rows the model runs 4L tokens per row, sharing the clean stream 3L.");
+    }
+
+    /// <summary>
+    /// A complementary pair the way it was trained before the views shared their clean stream: the batch repeated,
+    /// each row its own [x_t ; x]. The same loss (BlockDiffusionLossTests pins the equality), for the before/after row.
+    /// </summary>
+    private sealed class RepeatedPairObjective(int maskId) : ITrainingObjective
+    {
+        public string Name => "complementary, repeated rows";
+
+        public int BlockSizeAt(long step) => 32;
+
+        public ObjectiveResult Compute(CausalLM model, TokenBatch batch, ObjectiveContext context)
+        {
+            using var scope = NewDisposeScope();
+            var all = ones_like(batch.Tokens, dtype: ScalarType.Bool);
+            var draw = ComplementaryMasking.WithComplement(NoiseSampler.Draw(batch.Tokens, 32, maskId, context.Generator, new NoiseOptions(), all), batch.Tokens, all);
+            using var result = BlockDiffusionLoss.Compute(model, new TokenBatch(batch.Tokens.repeat(2, 1)), 32, draw);
+            return new ObjectiveResult(result.Loss.alias().MoveToOuterDisposeScope(), result.TokenCount.item<long>());
+        }
     }
 }

@@ -14,6 +14,13 @@ public sealed record GenerationRequest
     public required string Prompt { get; init; }
     /// <summary>Apply the tokenizer's BOS/EOS post-processing (off for chat-templated prompts that carry their own).</summary>
     public bool AddSpecialTokens { get; init; } = true;
+    /// <summary>
+    /// The prompt's token ids when the caller has already tokenised it (the server does, to check the context before
+    /// queueing): decoding uses them instead of encoding <see cref="Prompt"/> again. They must be its encoding.
+    /// </summary>
+    public IReadOnlyList<int>? PromptTokenIds { get; init; }
+    /// <summary>The prompt's token ids: <see cref="PromptTokenIds"/>, else its encoding by <paramref name="tokenizer"/>.</summary>
+    public IReadOnlyList<int> Tokens(Tokenization.TextTokenizer tokenizer) => PromptTokenIds ?? tokenizer.Encode(Prompt, AddSpecialTokens);
     public DecodeOptions Options { get; init; } = new();
     public IReadOnlyList<string> StopStrings { get; init; } = [];
     public DecodeMode Mode { get; init; } = DecodeMode.Auto;

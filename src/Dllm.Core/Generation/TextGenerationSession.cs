@@ -42,7 +42,7 @@ public sealed class TextGenerationSession : IGenerationSession
     /// <remarks>Its token limit is capped at what the context leaves after its prompt.</remarks>
     public int Add(GenerationRequest request)
     {
-        var prompt = _model.Tokenizer.Encode(request.Prompt, request.AddSpecialTokens);
+        var prompt = request.Tokens(_model.Tokenizer);
         var room = _decoder.Room(prompt.Count);
         // The decoder caps the limit at the context too; capping here lets the streamed text end where the result does.
         var options = request.Options with

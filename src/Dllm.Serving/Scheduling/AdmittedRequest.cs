@@ -33,7 +33,8 @@ public sealed record AdmittedRequest(GenerationRequest Request, int PromptTokens
                 throw new RequestError($"block_size {block.BlockSize} is larger than the model's context ({context})", "block_size");
             usable = context / block.BlockSize * block.BlockSize;   // the last block must end inside the context
         }
-        var promptTokens = model.Tokenizer.Encode(request.Prompt, request.AddSpecialTokens).Count;
+        var ids = request.Tokens(model.Tokenizer);   // encoded once: the decoder reuses these ids
+        var promptTokens = ids.Count;
         if (promptTokens == 0) throw new RequestError("the prompt is empty: it needs at least one token");
         var room = usable - promptTokens;
         if (room <= 0)
@@ -43,7 +44,7 @@ public sealed record AdmittedRequest(GenerationRequest Request, int PromptTokens
                 code: "context_length_exceeded");
         var asked = request.Options.MaxNewTokens;
         var limit = Math.Min(asked, room);
-        var resolved = request with { Mode = mode, Block = block, Options = request.Options with { MaxNewTokens = limit } };
+        var resolved = request with { Mode = mode, Block = block, Options = request.Options with { MaxNewTokens = limit }, PromptTokenIds = ids };
         return new AdmittedRequest(resolved, promptTokens, new BatchKey(mode, block));
     }
 }

@@ -170,4 +170,23 @@ public class SchedulerRuleTests(ServingFixture fixture)
         var error = Assert.Throws<RequestError>(() => AdmittedRequest.Admit(model, request with { Prompt = new string('a', 200) }));
         Assert.Equal("context_length_exceeded", error.Code);
     }
+
+    [Theory]
+    [InlineData(DecodeMode.Ar)]
+    [InlineData(DecodeMode.Diffusion)]
+    public void AnAdmittedPromptIsEncodedOnceAndDecodedFromThoseIds(DecodeMode mode)
+    {
+        using var model = Dllm.Models.LoadedModel.Load(fixture.Folder(mode));
+        var request = new CompletionSettings { BlockSize = 32, MaxTokens = 6 }.ToRequest(model, "hello there", true, [], default);
+        var admitted = AdmittedRequest.Admit(model, request);
+        Assert.Equal(model.Tokenizer.Encode("hello there"), admitted.Request.PromptTokenIds);
+        // The decoder reads the ids, not the text: a request whose text differs but whose ids are the admitted ones
+        // decodes exactly as the admitted one does.
+        var fromIds = TextGeneration.Generate(model, admitted.Request with { Prompt = "something else entirely" });
+        var fromText = TextGeneration.Generate(model, admitted.Request with { PromptTokenIds = null });
+        Assert.Equal(fromText.TokenIds, fromIds.TokenIds);
+        Assert.Equal(fromText.PromptTokens, fromIds.PromptTokens);
+        var other = TextGeneration.Generate(model, admitted.Request with { Prompt = "something else entirely", PromptTokenIds = null });
+        Assert.NotEqual(fromText.PromptTokens, other.PromptTokens);
+    }
 }
