@@ -24,7 +24,7 @@ internal static class ConvertCommand
         var train = new TrainingOptionsBinder(ConversionOptions.DefaultSteps, ConversionOptions.DefaultBatchSize);
         var command = new Command("convert",
             "Convert an AR checkpoint into a block-diffusion LM (LLaDA2.0 method): add a MASK token, then train with the " +
-            "block-diffusion loss while the block size follows the warmup-stable-decay schedule (1 -> ... -> L -> 32). " +
+            $"block-diffusion loss while the block size follows the warmup-stable-decay schedule (1 -> ... -> L -> {Dllm.Config.DiffusionSettings.DefaultBlockSize} unless --block-size). " +
             "Progress, validation NELBO and atomic checkpoints go to the run folder; --resume continues exactly.")
         {
             model, data, output, schedule, kind, seqLen, block, noise, noiseSteps, noDocMask, labels, complementary, flat,

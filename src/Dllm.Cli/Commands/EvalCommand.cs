@@ -28,7 +28,7 @@ internal static class EvalCommand
         var temperature = new Option<double>("--temperature", "-t") { Description = "Tasks: sampling temperature (0 = greedy)", DefaultValueFactory = _ => 0.0 };
         var batch = new Option<int>("--batch") { Description = "Tasks: prompts decoded together", DefaultValueFactory = _ => 8 };
         var template = new Option<string?>("--template") { Description = "Tasks: wrap each prompt as a user turn with this chat template (default: prompts verbatim)" };
-        var block = new Option<int?>("--block-size") { Description = "Block size for the NELBO (default: the model's, or 32)" };
+        var block = new Option<int?>("--block-size") { Description = $"Block size for the NELBO (default: the model's, or {Dllm.Config.DiffusionSettings.DefaultBlockSize})" };
         var samples = new Option<int>("--samples") { Description = "Monte-Carlo draws of mask rates and masks per document", DefaultValueFactory = _ => 4 };
         var seed = new Option<long>("--seed") { Description = "Seed of the draws (fixed seeds compare checkpoints on the same masks)", DefaultValueFactory = _ => 0 };
         var maxDocs = new Option<int>("--max-docs") { Description = "Score at most this many documents (0 = all)", DefaultValueFactory = _ => 0 };

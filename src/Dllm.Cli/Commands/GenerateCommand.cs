@@ -35,7 +35,7 @@ internal static class GenerateCommand
         var command = new Command("generate",
             "Continue a prompt with a model. AR checkpoints decode one token per forward; diffusion checkpoints decode " +
             $"blocks of tokens in parallel (by default the block the checkpoint was last trained at, else {DiffusionSettings.DefaultBlockSize}; " +
-            "threshold 0.95 and 32 steps per block, as LLaDA2.0). Text " +
+            $"threshold {new BlockDecodeOptions().Threshold} and {new BlockDecodeOptions().MaxStepsPerBlock} steps per block, as LLaDA2.0). Text " +
             "streams to stdout as it is produced; --json prints one object with text, token_ids (generated ids only), " +
             "forwards (decoding forwards; the prompt prefill is not counted), tokens_per_forward (decoded tokens, the stop " +
             "token included, / forwards: AR is exactly 1) and tokens_per_second (the same tokens over wall time). " +

@@ -44,7 +44,7 @@ internal static class InspectCommand
         private int? MaskId => Config.MaskTokenId ?? Tokenizer?.MaskId ?? Tokenizer?.TokenToId(MaskTokenSetup.DefaultMaskToken);
 
         private string Kind => Config.IsDiffusion
-            ? $"block-diffusion LM (block size {Config.Diffusion?.BlockSize.ToString() ?? "32 (LLaDA2 default)"})"
+            ? $"block-diffusion LM (block size {Config.Diffusion?.BlockSize.ToString() ?? $"{DiffusionSettings.DefaultBlockSize} (LLaDA2 default)"})"
             : "autoregressive LM";
 
         private IEnumerable<(string Key, string Value)> Facts()

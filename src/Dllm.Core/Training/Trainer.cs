@@ -109,9 +109,12 @@ public sealed class Trainer
                 optimizer.ZeroGrad();
                 _observer.Message($"skipped step {step}: loss {loss:G4}" + (recent.Count > 0 ? $" (recent median {Median(recent):G4})" : "") + (double.IsFinite(gradNorm) || double.IsNaN(gradNorm) ? "" : ", gradient not finite"));
             }
-            else
+            else optimizer.Step(lr.At(step));
+            // Skipped losses count too: the median shrugs off a lone spike, but a loss that stays higher (after a bad
+            // update, or as batches get harder) becomes the new level within half a window. Counting only accepted
+            // steps froze fine-tuning runs for 60 steps in a row once their loss had risen.
+            if (double.IsFinite(loss))
             {
-                optimizer.Step(lr.At(step));
                 recent.Add(loss);
                 if (recent.Count > _o.SpikeWindow) recent.RemoveAt(0);
             }

@@ -117,6 +117,35 @@ public class TrainerTests
         }
     }
 
+    private sealed class ShiftedObjective(ITrainingObjective inner, Func<long, double> scale) : ITrainingObjective
+    {
+        public string Name => inner.Name;
+        public int BlockSizeAt(long step) => inner.BlockSizeAt(step);
+        public ObjectiveResult Compute(CausalLM model, TokenBatch batch, ObjectiveContext context)
+        {
+            var r = inner.Compute(model, batch, context);
+            return r with { Loss = r.Loss * scale(context.Step) };
+        }
+    }
+
+    [Fact]
+    public void TheSpikeGuardSkipsALoneSpikeButFollowsALastingRiseInTheLoss()
+    {
+        using var dir = new TempDirectory();
+        using var model = Model();
+        var recorder = new Recorder();
+        var data = new InMemoryBatchSource(InMemoryBatchSource.Patterns(16, 16, 200, 3), 4);
+        // A lone spike at step 8, then from step 12 on every loss is 20x higher for good.
+        var objective = new ShiftedObjective(new ArObjective(), step => step == 8 ? 20 : step >= 12 ? 20 : 1);
+        var trainer = new Trainer(model, TinyCheckpoints.Tokenizer(), objective, data, null, Options(40) with { GradientAccumulation = 1 }, dir.Path, recorder);
+        trainer.Run();
+        Assert.True(recorder.Steps[8].Skipped);
+        var skippedAfterRise = recorder.Steps.Where(s => s.Step >= 12 && s.Skipped).Select(s => s.Step).ToList();
+        // The 20-loss window holds 12 losses from before the rise: the median moves once the new ones are the majority.
+        Assert.InRange(skippedAfterRise.Count, 1, 13);
+        Assert.All(recorder.Steps.Where(s => s.Step >= 26), s => Assert.False(s.Skipped, $"step {s.Step} is still skipped"));
+    }
+
     [Fact]
     public void NanStepsAreSkippedWithALogLineAndLeaveWeightsUnchanged()
     {
