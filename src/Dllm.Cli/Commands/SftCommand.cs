@@ -22,6 +22,12 @@ internal static class SftCommand
         var tMax = new Option<double>("--mask-max") { Description = "Upper end of the mask-rate band", DefaultValueFactory = _ => defaults.MaxRate };
         var noComplement = new Option<bool>("--no-complementary") { Description = "Train each example once with one mask instead of with the mask and its complement" };
         var cap = new Option<double>("--cap-weight") { Description = "CAP: weight of the confidence (entropy) term on masked positions already predicted right (official: 2.0; 0 = plain SFT)", DefaultValueFactory = _ => 0.0 };
+        var average = new Option<int>("--average-last")
+        {
+            Description = "Write the mean of the last K checkpoints (--checkpoint-every apart, the last at the final step) instead of the final " +
+                          "one: evens out where the last noisy steps left the weights (keep at least K with --keep-last)",
+            DefaultValueFactory = _ => 1,
+        };
         var maxLength = new Option<int>("--max-length") { Description = "Longest example in tokens (prompts are cut from the left)", DefaultValueFactory = _ => 512 };
         var train = new TrainingOptionsBinder(steps: 500, batchSize: 16);
         var command = new Command("sft",
@@ -29,7 +35,7 @@ internal static class SftCommand
             "are masked at rates drawn from the band, each example trains with its mask and the complement, and " +
             "--cap-weight adds the confidence-aware (CAP) term that lets decoding unmask more tokens per step.")
         {
-            model, data, output, template, block, tMin, tMax, noComplement, cap, maxLength, labels,
+            model, data, output, template, block, tMin, tMax, noComplement, cap, average, maxLength, labels,
         };
         foreach (var o in train.All) command.Options.Add(o);
         command.SetAction((p, cancel) =>
@@ -44,6 +50,7 @@ internal static class SftCommand
                 Settings = new SftSettings(SharedOptions.ResolveTrainingBlockSize(p, block, p.GetValue(model)!), p.GetValue(tMin), p.GetValue(tMax), !p.GetValue(noComplement), p.GetValue(cap)),
                 Labels = p.GetValue(labels) is { } l ? Dllm.Config.LabelPositions.Parse(l) : null,
                 MaxLength = p.GetValue(maxLength),
+                AverageLast = p.GetValue(average),
                 Trainer = train.BindFor(p, p.GetValue(model)!),
                 Resume = p.GetValue(train.Resume),
             };

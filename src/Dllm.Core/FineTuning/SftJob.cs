@@ -19,6 +19,12 @@ public sealed record SftOptions
     /// <summary>Label position when fine-tuning an AR checkpoint directly; a dLLM keeps the one it records (null: same position).</summary>
     public Config.LabelPosition? Labels { get; init; }
     public int MaxLength { get; init; } = 512;
+    /// <summary>
+    /// Write the element-wise mean of the last K checkpoints (spaced <see cref="TrainerOptions.CheckpointEvery"/> apart,
+    /// the last at the final step) instead of the final one; 1 = the final checkpoint. Averaging the end of a run
+    /// evens out where the last few noisy steps left the weights (METHOD.md §3 merges checkpoints the same way).
+    /// </summary>
+    public int AverageLast { get; init; } = 1;
     public TrainerOptions Trainer { get; init; } = new();
     public bool Resume { get; init; }
 
@@ -36,6 +42,7 @@ public static class SftJob
         observer ??= NullObserver.Instance;
         var run = o.ResolvedRunDirectory;
         JobSupport.Preflight(o.Output, run, o.Resume, [o.Data], o.Trainer);
+        CheckAveraging(o);
         var (store, resumeFrom) = JobSupport.OpenRun(run, o.Resume, observer);
         using var loaded = LoadedModel.Load(resumeFrom?.Path ?? o.Model, new LoadOptions(o.Trainer.Device, o.Trainer.ComputeDType));
         var labels = JobSupport.Labels(loaded, o.Labels, o.Model);
@@ -60,7 +67,31 @@ public static class SftJob
         var trainer = new Trainer(loaded.Model, loaded.Tokenizer, new SftObjective(o.Settings, loaded.MaskTokenId!.Value, labels), source, null, o.Trainer, run, observer);
         var outcome = trainer.Run(resumeFrom, cancel);
         if (outcome == TrainingOutcome.Completed)
-            JobSupport.WriteFinal(store.Latest()!.Path, o.Output, c => c with { Diffusion = new Config.DiffusionSettings(o.Settings.BlockSize, labels) });
+            JobSupport.WriteFinal(Final(o, store, run, observer), o.Output, c => c with { Diffusion = new Config.DiffusionSettings(o.Settings.BlockSize, labels) });
         return new JobResult(o.Output, run, outcome, null, "", null);
+    }
+
+    private static void CheckAveraging(SftOptions o)
+    {
+        var k = o.AverageLast;
+        if (k < 1) throw new DllmException($"--average-last must be at least 1, got {k}");
+        if (k == 1) return;
+        if (o.Trainer.KeepLast != 0 && o.Trainer.KeepLast < k)
+            throw new DllmException($"--average-last {k} needs the last {k} checkpoints kept, but --keep-last is {o.Trainer.KeepLast}");
+        if ((k - 1) * o.Trainer.CheckpointEvery >= o.Trainer.Steps)
+            throw new DllmException($"--average-last {k} with --checkpoint-every {o.Trainer.CheckpointEvery} reaches back before step 0 of a " +
+                                    $"{o.Trainer.Steps}-step run; checkpoint more often or average fewer");
+    }
+
+    /// <summary>The checkpoint the output is written from: the last one, or the mean of the last K.</summary>
+    private static string Final(SftOptions o, CheckpointStore store, string run, ITrainingObserver observer)
+    {
+        if (o.AverageLast == 1) return store.Latest()!.Path;
+        var last = store.List().OrderBy(c => c.Step).TakeLast(o.AverageLast).ToList();
+        var averaged = Path.Combine(run, "averaged");
+        if (Directory.Exists(averaged)) Directory.Delete(averaged, recursive: true);
+        CheckpointMerge.Merge(last.Select(c => c.Path).ToList(), averaged);
+        observer.Message($"averaged the checkpoints of steps {string.Join(", ", last.Select(c => c.Step))}");
+        return averaged;
     }
 }
