@@ -8,7 +8,7 @@ internal static class DemoCommand
 {
     public static Command Build()
     {
-        var quick = new Option<bool>("--quick") { Description = "A smaller corpus and shorter training: a few minutes on 2 CPU cores, a smoke test of the pipeline (its AR model is stopped long before it learns the tasks); the full demo takes about 11 minutes" };
+        var quick = new Option<bool>("--quick") { Description = "A smaller corpus and shorter training: a few minutes on 2 CPU cores, a smoke test of the pipeline (its AR model is stopped long before it learns the tasks); the full demo takes about 10 minutes" };
         var output = new Option<string>("--out", "-o") { Description = "Folder for the demo's data, tokenizer and models", DefaultValueFactory = _ => "demo" };
         var seed = new Option<long>("--seed") { Description = "Seed of the corpus, initialisation, data order and masks", DefaultValueFactory = _ => 1234 };
         var command = new Command("demo",
