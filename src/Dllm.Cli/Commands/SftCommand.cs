@@ -25,7 +25,7 @@ internal static class SftCommand
         var average = new Option<int>("--average-last")
         {
             Description = "Write the mean of the last K checkpoints (--checkpoint-every apart, the last at the final step) instead of the final " +
-                          "one: evens out where the last noisy steps left the weights (keep at least K with --keep-last)",
+                          "one: evens out where the last noisy steps left the weights (at least K checkpoints are kept)",
             DefaultValueFactory = _ => 1,
         };
         var maxLength = new Option<int>("--max-length") { Description = "Longest example in tokens (prompts are cut from the left)", DefaultValueFactory = _ => 512 };

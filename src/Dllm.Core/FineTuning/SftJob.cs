@@ -21,7 +21,7 @@ public sealed record SftOptions
     public int MaxLength { get; init; } = 512;
     /// <summary>
     /// Write the element-wise mean of the last K checkpoints (spaced <see cref="TrainerOptions.CheckpointEvery"/> apart,
-    /// the last at the final step) instead of the final one; 1 = the final checkpoint. Averaging the end of a run
+    /// the last at the final step) instead of the final one; 1 = the final checkpoint. At least K checkpoints are kept. Averaging the end of a run
     /// evens out where the last few noisy steps left the weights (METHOD.md §3 merges checkpoints the same way).
     /// </summary>
     public int AverageLast { get; init; } = 1;
@@ -64,7 +64,10 @@ public static class SftJob
             ["cap_weight"] = o.Settings.CapWeight,
             ["labels"] = labels.Name(),
         }, o.Trainer);
-        var trainer = new Trainer(loaded.Model, loaded.Tokenizer, new SftObjective(o.Settings, loaded.MaskTokenId!.Value, labels), source, null, o.Trainer, run, observer);
+        // Averaging needs its checkpoints: keep at least that many (0 keeps all anyway).
+        var keep = o.Trainer.KeepLast == 0 ? 0 : Math.Max(o.Trainer.KeepLast, o.AverageLast);
+        var trainer = new Trainer(loaded.Model, loaded.Tokenizer, new SftObjective(o.Settings, loaded.MaskTokenId!.Value, labels), source, null,
+            o.Trainer with { KeepLast = keep }, run, observer);
         var outcome = trainer.Run(resumeFrom, cancel);
         if (outcome == TrainingOutcome.Completed)
             JobSupport.WriteFinal(Final(o, store, run, observer), o.Output, c => c with { Diffusion = new Config.DiffusionSettings(o.Settings.BlockSize, labels) });
@@ -76,8 +79,6 @@ public static class SftJob
         var k = o.AverageLast;
         if (k < 1) throw new DllmException($"--average-last must be at least 1, got {k}");
         if (k == 1) return;
-        if (o.Trainer.KeepLast != 0 && o.Trainer.KeepLast < k)
-            throw new DllmException($"--average-last {k} needs the last {k} checkpoints kept, but --keep-last is {o.Trainer.KeepLast}");
         if ((k - 1) * o.Trainer.CheckpointEvery >= o.Trainer.Steps)
             throw new DllmException($"--average-last {k} with --checkpoint-every {o.Trainer.CheckpointEvery} reaches back before step 0 of a " +
                                     $"{o.Trainer.Steps}-step run; checkpoint more often or average fewer");

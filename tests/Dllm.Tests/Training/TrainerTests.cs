@@ -106,18 +106,8 @@ public class TrainerTests
         return o.ToJsonString();
     }
 
-    private sealed class PoisonedObjective(ITrainingObjective inner, long poisonStep) : ITrainingObjective
-    {
-        public string Name => inner.Name;
-        public int BlockSizeAt(long step) => inner.BlockSizeAt(step);
-        public ObjectiveResult Compute(CausalLM model, TokenBatch batch, ObjectiveContext context)
-        {
-            var r = inner.Compute(model, batch, context);
-            return context.Step == poisonStep ? r with { Loss = r.Loss * double.NaN } : r;
-        }
-    }
-
-    private sealed class ShiftedObjective(ITrainingObjective inner, Func<long, double> scale) : ITrainingObjective
+    /// <summary>The inner loss times a factor chosen per step (NaN poisons a step; a constant from some step on shifts the level).</summary>
+    private sealed class ScaledObjective(ITrainingObjective inner, Func<long, double> scale) : ITrainingObjective
     {
         public string Name => inner.Name;
         public int BlockSizeAt(long step) => inner.BlockSizeAt(step);
@@ -128,17 +118,23 @@ public class TrainerTests
         }
     }
 
+    /// <summary>AR training on patterns with the loss scaled per step; returns what the observer saw.</summary>
+    private static Recorder TrainScaled(CausalLM model, Func<long, double> scale, long steps)
+    {
+        using var dir = new TempDirectory();
+        var recorder = new Recorder();
+        var data = new InMemoryBatchSource(InMemoryBatchSource.Patterns(16, 16, 200, 3), 4);
+        new Trainer(model, TinyCheckpoints.Tokenizer(), new ScaledObjective(new ArObjective(), scale), data, null,
+            Options(steps) with { GradientAccumulation = 1 }, dir.Path, recorder).Run();
+        return recorder;
+    }
+
     [Fact]
     public void TheSpikeGuardSkipsALoneSpikeButFollowsALastingRiseInTheLoss()
     {
-        using var dir = new TempDirectory();
         using var model = Model();
-        var recorder = new Recorder();
-        var data = new InMemoryBatchSource(InMemoryBatchSource.Patterns(16, 16, 200, 3), 4);
         // A lone spike at step 8, then from step 12 on every loss is 20x higher for good.
-        var objective = new ShiftedObjective(new ArObjective(), step => step == 8 ? 20 : step >= 12 ? 20 : 1);
-        var trainer = new Trainer(model, TinyCheckpoints.Tokenizer(), objective, data, null, Options(40) with { GradientAccumulation = 1 }, dir.Path, recorder);
-        trainer.Run();
+        var recorder = TrainScaled(model, step => step == 8 ? 20 : step >= 12 ? 20 : 1, steps: 40);
         Assert.True(recorder.Steps[8].Skipped);
         var skippedAfterRise = recorder.Steps.Where(s => s.Step >= 12 && s.Skipped).Select(s => s.Step).ToList();
         // The 20-loss window holds 12 losses from before the rise: the median moves once the new ones are the majority.
@@ -149,12 +145,8 @@ public class TrainerTests
     [Fact]
     public void NanStepsAreSkippedWithALogLineAndLeaveWeightsUnchanged()
     {
-        using var dir = new TempDirectory();
         using var model = Model();
-        var recorder = new Recorder();
-        var data = new InMemoryBatchSource(InMemoryBatchSource.Patterns(16, 16, 200, 3), 4);
-        var trainer = new Trainer(model, TinyCheckpoints.Tokenizer(), new PoisonedObjective(new ArObjective(), 3), data, null, Options(6) with { GradientAccumulation = 1 }, dir.Path, recorder);
-        trainer.Run();
+        var recorder = TrainScaled(model, step => step == 3 ? double.NaN : 1, steps: 6);
         Assert.True(recorder.Steps[3].Skipped);
         Assert.Equal(1, recorder.Steps.Count(s => s.Skipped));
         Assert.Contains(recorder.Messages, m => m.Contains("skipped step 3"));
