@@ -18,6 +18,11 @@ internal static class ServeCommand
         var template = new Option<string?>("--template") { Description = $"Chat template: {string.Join(", ", ChatTemplate.Names)} (default: recognised from tokenizer_config.json, else plain)" };
         var modelId = new Option<string?>("--model-id") { Description = "The model name clients send (default: the model folder's name; 'default' is always accepted too)" };
         var drain = new Option<double>("--drain-timeout") { Description = "Seconds Ctrl-C/SIGTERM waits for in-flight requests before cancelling them", DefaultValueFactory = _ => 30 };
+        var bodyLimit = new Option<long>("--max-body-bytes")
+        {
+            Description = "Largest request body accepted; a bigger one gets HTTP 413 with an OpenAI-style error (default 4 MiB)",
+            DefaultValueFactory = _ => new ServerOptions().MaxRequestBodyBytes,
+        };
         var threads = SharedOptions.Threads();
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Log every request and batch" };
         var device = SharedOptions.Device();
@@ -33,7 +38,7 @@ internal static class ServeCommand
             "Example: dllm serve -m ./my-dllm --port 8000, then curl http://127.0.0.1:8000/v1/chat/completions " +
             "-H 'Content-Type: application/json' -d '{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}'")
         {
-            model, host, port, maxBatch, maxQueue, template, modelId, drain, threads, verbose, device, dtype,
+            model, host, port, maxBatch, maxQueue, bodyLimit, template, modelId, drain, threads, verbose, device, dtype,
         };
         // A synchronous action: the web host owns Ctrl-C/SIGTERM and drains within --drain-timeout, which
         // the CLI's own termination handling (a short fixed grace period for async actions) would cut short.
@@ -46,6 +51,7 @@ internal static class ServeCommand
                 MaxBatch = p.GetValue(maxBatch),
                 MaxQueue = p.GetValue(maxQueue),
                 DrainTimeout = TimeSpan.FromSeconds(p.GetValue(drain)),
+                MaxRequestBodyBytes = p.GetValue(bodyLimit),
                 ModelId = p.GetValue(modelId),
                 Template = p.GetValue(template) is { } name ? ChatTemplate.ByName(name) : null,
                 HandleSignals = true,

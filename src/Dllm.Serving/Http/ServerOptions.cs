@@ -30,7 +30,7 @@ public sealed record ServerOptions
         if (string.IsNullOrWhiteSpace(Host)) throw new DllmException("the host must not be empty");
         _ = ListenAddress();
         if (Port is < 0 or > 65535) throw new DllmException($"port must be between 0 and 65535, got {Port}");
-        if (MaxRequestBodyBytes < 1) throw new DllmException($"the request body limit must be at least 1 byte, got {MaxRequestBodyBytes}");
+        if (MaxRequestBodyBytes < 1) throw new DllmException($"the request body limit (--max-body-bytes) must be at least 1 byte, got {MaxRequestBodyBytes}");
         if (DrainTimeout < TimeSpan.Zero) throw new DllmException($"drain timeout must not be negative, got {DrainTimeout}");
         new Scheduling.SchedulerOptions(MaxBatch, MaxQueue).Validate();
     }
