@@ -15,7 +15,7 @@ internal static class ParquetDocuments
         ParquetReader reader = Guard(path, () => ParquetReader.CreateAsync(stream, leaveStreamOpen: true));
         try
         {
-            DataField field = TextColumn(reader.Schema, column, path);
+            DataField field = TextColumn(Guard(path, () => Task.FromResult(reader.Schema)), column, path);   // the schema is parsed on first access
             for (int group = 0; group < reader.RowGroupCount; group++)
             {
                 foreach (string? value in ReadGroup(reader, group, field, path))
@@ -66,7 +66,9 @@ internal static class ParquetDocuments
         {
             return Task.Run(read).GetAwaiter().GetResult();
         }
-        catch (Exception e) when (e is ParquetException or IOException or InvalidDataException or NotSupportedException or ArgumentException or InvalidOperationException or IndexOutOfRangeException)
+        // Parquet.Net's own exceptions include ones outside ParquetException (its Thrift reader's, for a corrupt footer).
+        catch (Exception e) when (e is ParquetException or IOException or InvalidDataException or NotSupportedException or ArgumentException or InvalidOperationException
+                                      or IndexOutOfRangeException || e.GetType().Namespace?.StartsWith("Parquet", StringComparison.Ordinal) == true)
         {
             throw new DllmException($"cannot read Parquet corpus file '{path}': {e.Message}", e);
         }

@@ -17,11 +17,44 @@ public static class StrictJson
         MaxDepth = 64,
     };
 
-    public static JsonNode? Parse(string json) => JsonNode.Parse(json, documentOptions: Options);
+    public static JsonNode? Parse(string json) => Decodable(JsonNode.Parse(json, documentOptions: Options));
 
-    public static JsonNode? Parse(Stream utf8Json) => JsonNode.Parse(utf8Json, documentOptions: Options);
+    public static JsonNode? Parse(Stream utf8Json) => Decodable(JsonNode.Parse(utf8Json, documentOptions: Options));
 
-    public static JsonNode? Parse(ReadOnlySpan<byte> utf8Json) => JsonNode.Parse(utf8Json, documentOptions: Options);
+    public static JsonNode? Parse(ReadOnlySpan<byte> utf8Json) => Decodable(JsonNode.Parse(utf8Json, documentOptions: Options));
+
+    /// <summary>
+    /// Decodes every key and string once, so an escape that is no text ("\uDE0A", half of a surrogate pair) fails here
+    /// as a <see cref="JsonException"/> instead of as an InvalidOperationException wherever a reader first touches it.
+    /// </summary>
+    private static JsonNode? Decodable(JsonNode? root)
+    {
+        try
+        {
+            Visit(root);
+            return root;
+        }
+        catch (InvalidOperationException e)
+        {
+            throw new JsonException($"a string is not valid text ({e.Message})", e);
+        }
+
+        static void Visit(JsonNode? node)
+        {
+            switch (node)
+            {
+                case JsonObject o:
+                    foreach (var (_, child) in o) Visit(child);
+                    break;
+                case JsonArray a:
+                    foreach (var child in a) Visit(child);
+                    break;
+                case JsonValue v when v.GetValueKind() == JsonValueKind.String:
+                    v.GetValue<string>();
+                    break;
+            }
+        }
+    }
 
     public static JsonDocument Document(string json) => JsonDocument.Parse(json, Options);
 
