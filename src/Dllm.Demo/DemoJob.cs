@@ -165,7 +165,7 @@ public static class DemoJob
         var trainTasks = Path.Combine(data, SyntheticCorpus.TrainTasksFile);
         var fineTune = trainer with { Steps = o.SftSteps, PeakLearningRate = o.SftLearningRate };
         var averaged = o.SftAverageLast > 1
-            ? fineTune with { CheckpointEvery = o.SftCheckpointEvery, KeepLast = o.SftAverageLast }
+            ? fineTune with { CheckpointEvery = o.SftCheckpointEvery }   // SftJob keeps the checkpoints it averages
             : fineTune;
         var sftSettings = new SftSettings(o.BlockSize);
         SideBySide(o.ParallelFineTuning, observer,

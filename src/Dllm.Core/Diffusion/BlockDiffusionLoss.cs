@@ -19,8 +19,8 @@ public static class BlockDiffusionLoss
 {
     /// <param name="embeddingNoise">Std of Gaussian noise added to the embeddings of MASK inputs, in
     /// units of the embedding table's RMS (METHOD.md §2, masked-embedding noise); 0 = off (always at eval).</param>
-    /// <param name="keepLogits">Also return the logits at the masked positions [N, V], in the order of Masked's true
-    /// entries (row-major), for losses built on them, like CAP.</param>
+    /// <param name="keepLogits">Also return the logits at the masked positions [N, V] and their targets [N], in the order
+    /// of Masked's true entries (row-major), for losses built on them, like CAP.</param>
     /// <param name="views">How many noisy views of each clean row <paramref name="draw"/> holds: its rows are view-major,
     /// [v * B, L] for a [B, L] batch (complementary masking's draw has 2). The views share one clean stream, computed
     /// once (see <see cref="AttentionMasks.BlockDiffusion"/>): the same loss as repeating the batch v times, with a
@@ -83,13 +83,15 @@ public static class BlockDiffusionLoss
         // the unmasked tokens, about half of an SFT batch. nonzero() syncs with the host, as the count does anyway.
         var at = masked.reshape(-1).nonzero().squeeze(1);
         var logits = model.Logits(hidden.reshape(views * b * l, -1).index_select(0, at));          // [N, V]
-        var ce = nn.functional.cross_entropy(logits, targets.reshape(-1).index_select(0, at), reduction: nn.Reduction.None);
+        var maskedTargets = targets.reshape(-1).index_select(0, at);                              // [N]
+        var ce = nn.functional.cross_entropy(logits, maskedTargets, reduction: nn.Reduction.None);
         var weighted = ce / draw.Rate.reshape(-1).index_select(0, at).clamp_min(1e-6);
         var terms = zeros(views * b * l, dtype: weighted.dtype, device: device).index_copy(0, at, weighted).reshape(views * b, l);
         var count = scorable is null ? tensor(views * b * l, device: device) : scorable.sum() * views;
         var loss = weighted.sum() / count.clamp_min(1);
         return new LossResult(loss.MoveToOuterDisposeScope(), terms.MoveToOuterDisposeScope(),
-            masked.MoveToOuterDisposeScope(), count.MoveToOuterDisposeScope(), keepLogits ? logits.MoveToOuterDisposeScope() : null);
+            masked.MoveToOuterDisposeScope(), count.MoveToOuterDisposeScope(), keepLogits ? logits.MoveToOuterDisposeScope() : null,
+            keepLogits ? maskedTargets.MoveToOuterDisposeScope() : null);
     }
 
     /// <summary>Rows [B, ...] repeated v times along the batch, view-major (row j of view k at k * B + j).</summary>

@@ -50,7 +50,7 @@ public sealed class SftObjective(SftSettings settings, int maskTokenId, LabelPos
             embeddingNoise, generator, keepLogits: settings.CapWeight > 0, views: views);
         var loss = result.Loss.alias();   // result is disposed on return; the alias keeps the graph
         if (settings.CapWeight > 0)
-            loss = loss + settings.CapWeight * ConfidenceLoss.Compute(result.MaskedLogits!, batch.Tokens.repeat(views, 1).masked_select(result.Masked));
+            loss = loss + settings.CapWeight * ConfidenceLoss.Compute(result.MaskedLogits!, result.MaskedTargets!);
         return (loss.MoveToOuterDisposeScope(), result.TokenCount.item<long>());
     }
 }
