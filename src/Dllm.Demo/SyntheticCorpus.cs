@@ -65,11 +65,11 @@ public static class SyntheticCorpus
         long trainSeed = unchecked((long)SeededRandom.Derive(options.Seed, "train"));
         var documents = Stories(options.Stories, options.Seed).Select(s => new Document(s, null)).ToList();
         foreach (string kind in Kinds)
-            documents.AddRange(TaskKinds.Stream(kind, trainSeed)
+            documents.AddRange(TaskKinds.Stream(kind, trainSeed, options.Lengths)
                 .Where(t => !testPrompts.Contains(t.Prompt))
                 .Take(options.TasksPerKind)
                 .Select(t => new Document(t.Document, t)));
-        foreach (ITaskKind scaffold in TaskKinds.Scaffolds)
+        foreach (ITaskKind scaffold in options.Scaffolds ? TaskKinds.Scaffolds : [])
             documents.AddRange(TaskKinds.Stream(scaffold.Name, trainSeed).Take(options.TasksPerKind).Select(t => new Document(t.Document, null, Scaffold: true)));
 
         new SeededRandom(SeededRandom.Derive(options.Seed, "split")).Shuffle(documents);
@@ -125,7 +125,7 @@ public static class SyntheticCorpus
         {
             var prompts = new HashSet<string>(StringComparer.Ordinal);
             // Every kind has far more than a million distinct prompts, so this many draws is never the limit in practice.
-            foreach (DemoTask task in TaskKinds.Stream(kind, seed).Take(100 * options.TestTasksPerKind + 100))
+            foreach (DemoTask task in TaskKinds.Stream(kind, seed, options.Lengths).Take(100 * options.TestTasksPerKind + 100))
             {
                 if (prompts.Count == options.TestTasksPerKind) break;
                 if (prompts.Add(task.Prompt)) tasks.Add(task);

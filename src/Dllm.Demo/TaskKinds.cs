@@ -10,12 +10,20 @@ public sealed record DemoTask(string Kind, string Prompt, string Answer)
     public string Document => Prompt + Answer;
 }
 
+/// <summary>How many words a copy or reverse list holds, both ends included.</summary>
+public readonly record struct ListLengths(int Min, int Max)
+{
+    /// <summary>The full demo's lists: 8 to 24 words, answers long enough for many tokens per forward.</summary>
+    public static ListLengths Default { get; } = new(8, 24);
+}
+
 /// <summary>One family of checkable tasks: draws a random instance with its exact answer.</summary>
 internal interface ITaskKind
 {
     string Name { get; }
 
-    DemoTask Next(SeededRandom rng);
+    /// <param name="lengths">The copy / reverse list lengths; kinds with their own sizes ignore it.</param>
+    DemoTask Next(SeededRandom rng, ListLengths lengths);
 }
 
 /// <summary>
@@ -75,31 +83,32 @@ internal static class TaskKinds
 
     /// <summary>An endless stream of tasks of one kind; each kind gets its own sub-stream of the seed.</summary>
     /// <exception cref="DllmException">No kind has that name (thrown at the call, not on enumeration).</exception>
-    public static IEnumerable<DemoTask> Stream(string name, long seed) =>
-        Endless(Find(name), SeededRandom.Derive(seed, "task:" + name));
+    public static IEnumerable<DemoTask> Stream(string name, long seed, ListLengths? lengths = null) =>
+        Endless(Find(name), SeededRandom.Derive(seed, "task:" + name), lengths ?? ListLengths.Default);
 
     // The generator is made inside the iterator, so enumerating the stream twice gives the same tasks.
-    private static IEnumerable<DemoTask> Endless(ITaskKind kind, ulong seed)
+    private static IEnumerable<DemoTask> Endless(ITaskKind kind, ulong seed, ListLengths lengths)
     {
         var rng = new SeededRandom(seed);
-        while (true) yield return kind.Next(rng);
+        while (true) yield return kind.Next(rng, lengths);
     }
 }
 
 /// <summary>
-/// copy and reverse: a list of distinct words in (8 to 24 of the 32), the same words out in some order; sort (the
-/// scaffold): 6 to 14 distinct letters in, alphabetical order out.
+/// copy and reverse: a list of distinct words in (by default 8 to 24 of the 32), the same words out in some order;
+/// sort (the scaffold): 6 to 14 distinct letters in, alphabetical order out, whatever the corpus's list lengths.
 /// </summary>
-internal sealed class ListTask(string name, string verb, string[] items, int min, int max, Func<List<string>, IEnumerable<string>> order) : ITaskKind
+internal sealed class ListTask(string name, string verb, string[] items, ListLengths? ownLengths, Func<List<string>, IEnumerable<string>> order) : ITaskKind
 {
-    public static ListTask Copy { get; } = new("copy", "Copy", TaskKinds.Words, 8, 24, l => l);
-    public static ListTask Reverse { get; } = new("reverse", "Reverse", TaskKinds.Words, 8, 24, l => Enumerable.Reverse(l));
-    public static ListTask Sort { get; } = new("sort", "Sort", TaskKinds.Letters, 6, 14, l => l.Order(StringComparer.Ordinal));
+    public static ListTask Copy { get; } = new("copy", "Copy", TaskKinds.Words, null, l => l);
+    public static ListTask Reverse { get; } = new("reverse", "Reverse", TaskKinds.Words, null, l => Enumerable.Reverse(l));
+    public static ListTask Sort { get; } = new("sort", "Sort", TaskKinds.Letters, new ListLengths(6, 14), l => l.Order(StringComparer.Ordinal));
 
     public string Name => name;
 
-    public DemoTask Next(SeededRandom rng)
+    public DemoTask Next(SeededRandom rng, ListLengths lengths)
     {
+        var (min, max) = ownLengths ?? lengths;
         var list = rng.Sample(items, rng.Between(min, max));
         return new DemoTask(name, $"{verb}: {string.Join(' ', list)} ->", " " + string.Join(' ', order(list)));
     }
@@ -115,7 +124,7 @@ internal sealed class LookupTask : ITaskKind
 {
     public string Name => "lookup";
 
-    public DemoTask Next(SeededRandom rng)
+    public DemoTask Next(SeededRandom rng, ListLengths lengths)
     {
         var keys = rng.Sample(TaskKinds.Words, rng.Between(4, 8));
         var values = keys.ToDictionary(k => k, _ => rng.NextBelow(10));

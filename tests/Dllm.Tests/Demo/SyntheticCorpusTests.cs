@@ -102,6 +102,26 @@ public sealed class SyntheticCorpusTests(DemoFixture data)
     }
 
     [Fact]
+    public void ListLengthsAndScaffoldsAreOptionsOfTheCorpus()
+    {
+        // The quick demo's corpus: short lists and no scaffolds, so a small AR model learns to copy within its budget.
+        using var dir = new TempDirectory();
+        SyntheticCorpus.Write(dir.Path, new DemoCorpusOptions(Stories: 20, TasksPerKind: 400, TestTasksPerKind: 30, Seed: 5, MinItems: 3, MaxItems: 6, Scaffolds: false));
+        List<DemoTask> tasks = ReadTasks(dir.File(SyntheticCorpus.TrainTasksFile)).Concat(ReadTasks(dir.File(SyntheticCorpus.TestTasksFile))).ToList();
+        var lengths = tasks.Select(t => t.Answer.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length).ToHashSet();
+        Assert.Equal(3, lengths.Min());
+        Assert.Equal(6, lengths.Max());
+        Assert.All(tasks, t => Assert.Equal(Solve(t.Prompt), t.Answer));
+        var documents = SyntheticCorpus.ParseDocuments(File.ReadAllText(dir.File(SyntheticCorpus.TrainFile)));
+        Assert.DoesNotContain(documents, IsScaffold);
+        Assert.Contains(documents, d => !IsStory(d));
+
+        Assert.Throws<DllmException>(() => SyntheticCorpus.Write(dir.Path, new DemoCorpusOptions(MinItems: 1)));
+        Assert.Throws<DllmException>(() => SyntheticCorpus.Write(dir.Path, new DemoCorpusOptions(MinItems: 9, MaxItems: 8)));
+        Assert.Throws<DllmException>(() => SyntheticCorpus.Write(dir.Path, new DemoCorpusOptions(MaxItems: 33)));
+    }
+
+    [Fact]
     public void HeldOutTasksNeverOccurInTheTrainingText()
     {
         using var dir = new TempDirectory();
@@ -246,7 +266,7 @@ public sealed class SyntheticCorpusTests(DemoFixture data)
     private static string Solve(string prompt)
     {
         Match m;
-        if ((m = Regex.Match(prompt, @"^(Copy|Reverse): ([a-z]+(?: [a-z]+){7,23}) ->$")).Success)
+        if ((m = Regex.Match(prompt, @"^(Copy|Reverse): ([a-z]+(?: [a-z]+){1,31}) ->$")).Success)
         {
             string[] words = m.Groups[2].Value.Split(' ');
             Assert.Equal(words.Length, words.Distinct().Count());
