@@ -80,7 +80,8 @@ public sealed record DemoOptions
     /// Under two minutes on 2 cores, and still the method paying: lists of 3-6 words (no scaffolds), a 2-layer model of
     /// hidden 64 that learns to copy within 3000 steps of 8 windows at learning rate 6e-3 (0.13 M parameters; hidden 128
     /// reached 37% in the same time), 64-token windows, and block 16 for answers of 4-7 tokens (block 32 gave 3.3 tokens
-    /// per forward at 62%, block 16 4.1 at 85%; docs/benchmarks.md, "The quick demo in under two minutes").
+    /// per forward at 62%, block 16 4.1 at 85%); SFT gets the most steps, as they are cheap here (docs/benchmarks.md,
+    /// "The quick demo in under two minutes").
     /// </summary>
     public static DemoOptions QuickRun(string output, long seed = 1234) => new()
     {
@@ -95,8 +96,8 @@ public sealed record DemoOptions
         PretrainSteps = 3000,
         PretrainBatchSize = 8,
         PretrainLearningRate = 6e-3,
-        ConvertSteps = 600,
-        SftSteps = 900,
+        ConvertSteps = 400,
+        SftSteps = 1200,
         SftAverageLast = 1,
         DpoSteps = 20,
         BlockSize = 16,

@@ -97,6 +97,9 @@ public sealed class Trainer
             }
             var loss = lossSum / _o.GradientAccumulation;
             var gradNorm = double.NaN;
+            // A new block size is a new objective, whose loss level the old median says nothing about: conversion's
+            // first steps past block 1 have 4-6x the AR loss, and the guard skipped 20-50 of them in a row.
+            if (step > 0 && _objective.BlockSizeAt(step) != _objective.BlockSizeAt(step - 1)) recent.Clear();
             var skip = !double.IsFinite(loss) || IsSpike(loss, recent);
             if (!skip)
             {

@@ -107,10 +107,10 @@ public class TrainerTests
     }
 
     /// <summary>The inner loss times a factor chosen per step (NaN poisons a step; a constant from some step on shifts the level).</summary>
-    private sealed class ScaledObjective(ITrainingObjective inner, Func<long, double> scale) : ITrainingObjective
+    private sealed class ScaledObjective(ITrainingObjective inner, Func<long, double> scale, Func<long, int>? blockSizeAt = null) : ITrainingObjective
     {
         public string Name => inner.Name;
-        public int BlockSizeAt(long step) => inner.BlockSizeAt(step);
+        public int BlockSizeAt(long step) => blockSizeAt?.Invoke(step) ?? inner.BlockSizeAt(step);
         public ObjectiveResult Compute(CausalLM model, TokenBatch batch, ObjectiveContext context)
         {
             var r = inner.Compute(model, batch, context);
@@ -119,12 +119,12 @@ public class TrainerTests
     }
 
     /// <summary>AR training on patterns with the loss scaled per step; returns what the observer saw.</summary>
-    private static Recorder TrainScaled(CausalLM model, Func<long, double> scale, long steps)
+    private static Recorder TrainScaled(CausalLM model, Func<long, double> scale, long steps, Func<long, int>? blockSizeAt = null)
     {
         using var dir = new TempDirectory();
         var recorder = new Recorder();
         var data = new InMemoryBatchSource(InMemoryBatchSource.Patterns(16, 16, 200, 3), 4);
-        new Trainer(model, TinyCheckpoints.Tokenizer(), new ScaledObjective(new ArObjective(), scale), data, null,
+        new Trainer(model, TinyCheckpoints.Tokenizer(), new ScaledObjective(new ArObjective(), scale, blockSizeAt), data, null,
             Options(steps) with { GradientAccumulation = 1 }, dir.Path, recorder).Run();
         return recorder;
     }
@@ -140,6 +140,20 @@ public class TrainerTests
         // The 20-loss window holds 12 losses from before the rise: the median moves once the new ones are the majority.
         Assert.InRange(skippedAfterRise.Count, 1, 13);
         Assert.All(recorder.Steps.Where(s => s.Step >= 26), s => Assert.False(s.Skipped, $"step {s.Step} is still skipped"));
+    }
+
+    [Fact]
+    public void TheSpikeGuardStartsAfreshWhenTheBlockSizeChanges()
+    {
+        // Conversion's schedule: block 1 (AR) until step 12, then block 32, whose loss is 20x higher. Not a spike;
+        // a 20x rise at an unchanged block size still is.
+        using var model = Model();
+        var recorder = TrainScaled(model, step => step == 24 ? 400 : step >= 12 ? 20 : 1, steps: 30, blockSizeAt: step => step < 12 ? 1 : 32);
+        Assert.DoesNotContain(recorder.Steps, s => s.Step < 24 && s.Skipped);
+        Assert.True(recorder.Steps[24].Skipped);   // a spike within the new block size still is one
+        using var again = Model();
+        var unchanged = TrainScaled(again, step => step >= 12 ? 20 : 1, steps: 14, blockSizeAt: _ => 32);
+        Assert.True(unchanged.Steps[12].Skipped);
     }
 
     [Fact]
