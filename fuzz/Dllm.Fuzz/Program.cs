@@ -57,6 +57,7 @@ static int Replay(string target, IEnumerable<string> paths)
         {
             failed++;
             Console.Error.WriteLine($"{file}: {e.GetType().Name}: {e.Message.Split('\n')[0]}");
+            Console.Error.WriteLine(string.Join('\n', (e.StackTrace ?? "").Split('\n').Take(6)));
         }
         if (clock.Elapsed > TimeSpan.FromSeconds(10)) { failed++; Console.Error.WriteLine($"{file}: took {clock.Elapsed.TotalSeconds:F1} s"); }
     }

@@ -12,13 +12,14 @@ internal static class ParquetDocuments
     public static IEnumerable<string> Read(string path, string column)
     {
         using FileStream stream = CorpusReader.Open(path);
+        ThriftFooter.Check(stream, path);
         ParquetReader reader = Guard(path, () => ParquetReader.CreateAsync(stream, leaveStreamOpen: true));
         try
         {
             DataField field = TextColumn(Guard(path, () => Task.FromResult(reader.Schema)), column, path);   // the schema is parsed on first access
             for (int group = 0; group < reader.RowGroupCount; group++)
             {
-                foreach (string? value in ReadGroup(reader, group, field, path))
+                foreach (string? value in ReadGroup(reader, group, field, path, stream.Length))
                     if (!string.IsNullOrEmpty(value)) yield return value;
             }
         }
@@ -28,10 +29,15 @@ internal static class ParquetDocuments
         }
     }
 
-    private static string?[] ReadGroup(ParquetReader reader, int group, DataField field, string path)
+    private static string?[] ReadGroup(ParquetReader reader, int group, DataField field, string path, long fileBytes)
     {
         using ParquetRowGroupReader rows = reader.OpenRowGroupReader(group);
-        var values = new string?[checked((int)rows.RowCount)];
+        // The count comes from the footer and sizes an array before any value is read: a corrupt one must not become
+        // an overflow or a huge allocation. Run-length encoding lets rows outnumber bytes, but not by a thousand to one
+        // in any corpus.
+        if (rows.RowCount < 0 || rows.RowCount > Math.Min(Array.MaxLength, 1024 * fileBytes))
+            throw new DllmException($"cannot read Parquet corpus file '{path}': row group {group} claims {rows.RowCount} rows in a {fileBytes}-byte file");
+        var values = new string?[rows.RowCount];
         Guard(path, async () =>
         {
             await rows.ReadAsync(field, values.AsMemory()!, null).ConfigureAwait(false);
@@ -66,11 +72,125 @@ internal static class ParquetDocuments
         {
             return Task.Run(read).GetAwaiter().GetResult();
         }
-        // Parquet.Net's own exceptions include ones outside ParquetException (its Thrift reader's, for a corrupt footer).
+        // Parquet.Net's own exceptions include ones outside ParquetException (its Thrift reader's, for a corrupt footer),
+        // and plain runtime ones thrown inside its code (a NullReferenceException for a column chunk without metadata).
         catch (Exception e) when (e is ParquetException or IOException or InvalidDataException or NotSupportedException or ArgumentException or InvalidOperationException
-                                      or IndexOutOfRangeException || e.GetType().Namespace?.StartsWith("Parquet", StringComparison.Ordinal) == true)
+                                      or IndexOutOfRangeException || e.GetType().Namespace?.StartsWith("Parquet", StringComparison.Ordinal) == true
+                                  || e.TargetSite?.DeclaringType?.Namespace?.StartsWith("Parquet", StringComparison.Ordinal) == true)
         {
             throw new DllmException($"cannot read Parquet corpus file '{path}': {e.Message}", e);
         }
+    }
+}
+
+/// <summary>
+/// A bounded walk over a Parquet file's footer (Thrift compact protocol) before Parquet.Net parses it. Parquet.Net 6.1's
+/// field skipper spins forever on some corrupt footers (found by fuzzing: a few flipped bytes in a valid file), and a
+/// loop inside a library cannot be stopped from outside, so such a footer must never reach it. The walk reads no
+/// meaning, only structure: every value inside the footer, every count no larger than the bytes left, nesting at most
+/// <see cref="MaxDepth"/> deep, known types only.
+/// </summary>
+internal static class ThriftFooter
+{
+    private const int MaxDepth = 64;
+    private static ReadOnlySpan<byte> Magic => "PAR1"u8;
+
+    /// <exception cref="DllmException">The file is too short, lacks the magic, or its footer is not well-formed Thrift.</exception>
+    public static void Check(FileStream stream, string path)
+    {
+        long length = stream.Length;
+        Span<byte> tail = stackalloc byte[8];
+        if (length < 12) throw Corrupt(path, $"{length} bytes is too short for a Parquet file");
+        stream.Seek(-8, SeekOrigin.End);
+        stream.ReadExactly(tail);
+        if (!tail[4..].SequenceEqual(Magic)) throw Corrupt(path, "it does not end with PAR1");
+        long footer = BitConverter.ToInt32(tail[..4]);   // little-endian on every platform .NET runs dllm on
+        if (footer <= 0 || footer > length - 12) throw Corrupt(path, $"footer length {footer} does not fit a {length}-byte file");
+        var bytes = new byte[footer];
+        stream.Seek(length - 8 - footer, SeekOrigin.Begin);
+        stream.ReadExactly(bytes);
+        stream.Seek(0, SeekOrigin.Begin);
+        try
+        {
+            int at = 0;
+            SkipStruct(bytes, ref at, depth: 0);
+        }
+        catch (FormatException e)
+        {
+            throw Corrupt(path, $"its footer is not valid Thrift ({e.Message})");
+        }
+    }
+
+    private static DllmException Corrupt(string path, string why) => new($"cannot read Parquet corpus file '{path}': {why}");
+
+    private static void SkipStruct(byte[] b, ref int at, int depth)
+    {
+        if (depth > MaxDepth) throw new FormatException($"nested deeper than {MaxDepth}");
+        while (true)
+        {
+            byte header = Next(b, ref at);
+            if (header == 0) return;   // STOP
+            if (header >> 4 == 0) ReadVarint(b, ref at);   // no delta: the field id follows as a varint
+            SkipValue(b, ref at, header & 0x0F, depth, inList: false);
+        }
+    }
+
+    private static void SkipValue(byte[] b, ref int at, int type, int depth, bool inList)
+    {
+        switch (type)
+        {
+            case 1 or 2: if (inList) Next(b, ref at); return;   // booleans: in the field header, or one byte in a list
+            case 3: Next(b, ref at); return;
+            case 4 or 5 or 6: ReadVarint(b, ref at); return;
+            case 7: Take(b, ref at, 8); return;
+            case 8: Take(b, ref at, Count(b, ref at, ReadVarint(b, ref at))); return;
+            case 9 or 10:
+            {
+                byte header = Next(b, ref at);
+                long size = header >> 4 == 15 ? ReadVarint(b, ref at) : header >> 4;
+                int count = Count(b, ref at, size);
+                for (int i = 0; i < count; i++) SkipValue(b, ref at, header & 0x0F, depth + 1, inList: true);
+                return;
+            }
+            case 11:
+            {
+                int count = Count(b, ref at, ReadVarint(b, ref at));
+                if (count == 0) return;
+                byte types = Next(b, ref at);
+                for (int i = 0; i < count; i++)
+                {
+                    SkipValue(b, ref at, types >> 4, depth + 1, inList: true);
+                    SkipValue(b, ref at, types & 0x0F, depth + 1, inList: true);
+                }
+                return;
+            }
+            case 12: SkipStruct(b, ref at, depth + 1); return;
+            default: throw new FormatException($"unknown type {type} at byte {at}");
+        }
+    }
+
+    /// <summary>A count of elements or bytes, each of which takes at least one byte, so it can never exceed the bytes left.</summary>
+    private static int Count(byte[] b, ref int at, long size) =>
+        size >= 0 && size <= b.Length - at ? (int)size : throw new FormatException($"count {size} at byte {at} exceeds the {b.Length - at} bytes left");
+
+    private static void Take(byte[] b, ref int at, int n)
+    {
+        if (n > b.Length - at) throw new FormatException($"value at byte {at} runs past the footer's end");
+        at += n;
+    }
+
+    private static byte Next(byte[] b, ref int at) =>
+        at < b.Length ? b[at++] : throw new FormatException("the footer ends inside a value");
+
+    private static long ReadVarint(byte[] b, ref int at)
+    {
+        ulong value = 0;
+        for (int shift = 0; shift < 64; shift += 7)
+        {
+            byte next = Next(b, ref at);
+            value |= (ulong)(next & 0x7F) << shift;
+            if ((next & 0x80) == 0) return (long)value;   // unsigned (sizes); zigzag integers are only skipped, never read
+        }
+        throw new FormatException($"varint longer than 10 bytes at byte {at}");
     }
 }

@@ -98,6 +98,35 @@ public class CorpusReaderTests
     }
 
     [Fact]
+    public async Task Parquet_footer_that_is_not_wellformed_thrift_is_refused_before_the_parquet_library_reads_it()
+    {
+        using var dir = new TempDirectory();
+        string path = dir.File("data.parquet");
+        await WriteParquet(path, "text", [["a", "b"]]);
+        byte[] good = File.ReadAllBytes(path);
+        int footer = BitConverter.ToInt32(good, good.Length - 8);
+
+        byte[] unknownType = (byte[])good.Clone();
+        unknownType[good.Length - 8 - footer] = 0x1D;   // the first field header: field 1, type 13 (no such Thrift type)
+        byte[] longFooter = (byte[])good.Clone();
+        BitConverter.GetBytes(good.Length).CopyTo(longFooter, good.Length - 8);
+        // Found by fuzzing: Parquet.Net's field skipper spins forever on this footer.
+        byte[] spins = File.ReadAllBytes(Path.Combine(TestData.RepoRoot, "fuzz", "regressions", "parquet-corpus", "hang-thrift-skip.parquet"));
+
+        foreach (var (bytes, problem) in new[] { (unknownType, "unknown type 13"), (longFooter, "does not fit"), (spins, "not valid Thrift") })
+        {
+            File.WriteAllBytes(path, bytes);
+            var read = Task.Run(() => Assert.Throws<DllmException>(() => CorpusReader.ReadDocuments([path]).ToList()));
+            Assert.True(await Task.WhenAny(read, Task.Delay(TimeSpan.FromSeconds(30))) == read, $"'{problem}' did not finish");
+            var error = await read;
+            Assert.Contains(path, error.Message);
+            Assert.Contains(problem, error.Message);
+        }
+        File.WriteAllBytes(path, good);
+        Assert.Equal(["a", "b"], CorpusReader.ReadDocuments([path]));
+    }
+
+    [Fact]
     public void Files_are_read_in_the_order_given_and_explicit_format_overrides_the_extension()
     {
         using var dir = new TempDirectory();
