@@ -33,6 +33,9 @@ shared="$root/../shared/data"
 "$root/dllm" doctor >/dev/null   # builds the CLI when needed
 dll="$root/.build/cli/dllm.dll"
 dllm() { OMP_NUM_THREADS=1 nice -n 19 dotnet "$dll" "$@"; }
+# For the interrupted runs: exec, so the PID that `&` gives is dotnet's own. Without it the signals reached only the
+# subshell and the training process ran on, orphaned, while the next run started beside it.
+dllm_exec() { OMP_NUM_THREADS=1 exec nice -n 19 dotnet "$dll" "$@"; }
 now() { date +%s.%N; }
 
 # --- Inputs: the real stories260K model, TinyStories text, and small task and preference files.
@@ -45,12 +48,12 @@ for i in $(seq 1 40); do
   echo "{\"prompt\": \"Compute: $a + $b =\", \"answer\": \" $((a + b))\"}" >>"$work/sft.jsonl"
   echo "{\"prompt\": \"Compute: $a + $b =\", \"chosen\": \" $((a + b))\", \"rejected\": \" $((a + b + 1))\"}" >>"$work/pairs.jsonl"
 done
-common=(--seq-len 32 --batch-size 2 --checkpoint-every 3 --eval-every 3 --keep-last 2 --seed 7)
+common=(--batch-size 2 --checkpoint-every 3 --eval-every 3 --keep-last 2 --seed 7)
 # Enough steps that every interruption lands before the end (each restart resumes from the last checkpoint).
 steps=$((kills * 8 > 60 ? kills * 8 : 60))
 args_for() {
   case "$1" in
-    convert) echo "--model $work/ar --data $work/stories.txt --steps $steps --block-size 8" ;;
+    convert) echo "--model $work/ar --data $work/stories.txt --steps $steps --block-size 8 --seq-len 32" ;;
     sft) echo "--model $work/ar --data $work/sft.jsonl --steps $steps --block-size 8 --max-length 64" ;;
     dpo) echo "--model $work/convert-ref --data $work/pairs.jsonl --steps $steps --block-size 8 --max-length 64 --elbo-samples 2" ;;
   esac
@@ -88,7 +91,7 @@ for verb in $verbs; do
     extra=()
     has_checkpoint "$run" && extra=(--resume)
     mode=$((n % 5))
-    dllm "$verb" "${args[@]}" "${common[@]}" --out "$out" "${extra[@]}" >>"$work/$verb-kill.log" 2>&1 &
+    dllm_exec "$verb" "${args[@]}" "${common[@]}" --out "$out" "${extra[@]}" >>"$work/$verb-kill.log" 2>&1 &
     pid=$!
     case $mode in
       0|3|4) # a random moment of the run (startup included)

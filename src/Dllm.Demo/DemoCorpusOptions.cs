@@ -14,8 +14,8 @@ public sealed record DemoCorpusOptions(
     int TestTasksPerKind = 100,
     double ValidationFraction = 0.05,
     long Seed = 1234,
-    int MinItems = 8,
-    int MaxItems = 24,
+    int MinItems = ListLengths.DefaultMin,
+    int MaxItems = ListLengths.DefaultMax,
     bool Scaffolds = true)
 {
     /// <summary>The list lengths of the copy and reverse tasks.</summary>

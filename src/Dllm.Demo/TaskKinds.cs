@@ -13,8 +13,10 @@ public sealed record DemoTask(string Kind, string Prompt, string Answer)
 /// <summary>How many words a copy or reverse list holds, both ends included.</summary>
 public readonly record struct ListLengths(int Min, int Max)
 {
+    public const int DefaultMin = 8, DefaultMax = 24;
+
     /// <summary>The full demo's lists: 8 to 24 words, answers long enough for many tokens per forward.</summary>
-    public static ListLengths Default { get; } = new(8, 24);
+    public static ListLengths Default { get; } = new(DefaultMin, DefaultMax);
 }
 
 /// <summary>One family of checkable tasks: draws a random instance with its exact answer.</summary>
@@ -27,10 +29,10 @@ internal interface ITaskKind
 }
 
 /// <summary>
-/// The demo's task kinds. Answers are long (8 to 24 tokens, and the EOS) and fully determined by the prompt,
-/// which is what parallel decoding needs to show: a model that knows the answer can commit many of its tokens
-/// per forward. Items are common words, each one token after the demo's BPE, and digits are one token each, so
-/// an answer's length in tokens is its item count (lookup: three tokens per entry).
+/// The demo's task kinds. Answers are long (by default 8 to 24 tokens, and the EOS; the quick demo's are 3 to 6) and
+/// fully determined by the prompt, which is what parallel decoding needs to show: a model that knows the answer can
+/// commit many of its tokens per forward. Items are common words, each one token after the demo's BPE, and digits
+/// are one token each, so an answer's length in tokens is its item count (lookup: three tokens per entry).
 /// <list type="bullet">
 /// <item>copy: "Copy: red cat sun ... ->" -> " red cat sun ..."; 8-24 distinct words.</item>
 /// <item>reverse: "Reverse: red cat sun ... ->" -> " ... sun cat red"; 8-24 distinct words.</item>
