@@ -94,8 +94,10 @@ for verb in $verbs; do
     dllm_exec "$verb" "${args[@]}" "${common[@]}" --out "$out" "${extra[@]}" >>"$work/$verb-kill.log" 2>&1 &
     pid=$!
     case $mode in
-      0|3|4) # a random moment of the run (startup included)
-        sleep "$(echo "scale=3; $reference * $RANDOM / 32768" | bc)" ;;
+      0|3|4) # a random moment of what is left of the run (startup included): a resumed run is shorter, and a sleep
+             # drawn over the whole reference time would mostly outlast it and end the campaign early
+        last=$(grep -o '"step": [0-9]*' "$run/checkpoints/index.json" 2>/dev/null | awk '{print $2}' | sort -n | tail -1)
+        sleep "$(echo "scale=3; $reference * ($steps - ${last:-0}) / $steps * $RANDOM / 32768" | bc)" ;;
       1) # while a checkpoint is being written: its staging folder exists
         until compgen -G "$run/checkpoints/.step-*.saving-*" >/dev/null || ! kill -0 $pid 2>/dev/null; do sleep 0.005; done ;;
       2) # right after a save lands in the index, when pruning runs

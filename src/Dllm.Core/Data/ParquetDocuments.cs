@@ -87,12 +87,15 @@ internal static class ParquetDocuments
 /// A bounded walk over a Parquet file's footer (Thrift compact protocol) before Parquet.Net parses it. Parquet.Net 6.1's
 /// field skipper spins forever on some corrupt footers (found by fuzzing: a few flipped bytes in a valid file), and a
 /// loop inside a library cannot be stopped from outside, so such a footer must never reach it. The walk reads no
-/// meaning, only structure: every value inside the footer, every count no larger than the bytes left, nesting at most
-/// <see cref="MaxDepth"/> deep, known types only.
+/// meaning, only structure, and skips as the library skips: a boolean element of a list takes no byte there (the
+/// Thrift spec gives it one), which is how a footer of a few kilobytes can ask for two billion iterations. So: every
+/// value inside the footer, every count no larger than the bytes left, at most <see cref="MaxValuesPerByte"/> values
+/// per footer byte in all, nesting at most <see cref="MaxDepth"/> deep, known types only.
 /// </summary>
 internal static class ThriftFooter
 {
     private const int MaxDepth = 64;
+    private const int MaxValuesPerByte = 8;
     private static ReadOnlySpan<byte> Magic => "PAR1"u8;
 
     /// <exception cref="DllmException">The file is too short, lacks the magic, or its footer is not well-formed Thrift.</exception>
@@ -112,8 +115,8 @@ internal static class ThriftFooter
         stream.Seek(0, SeekOrigin.Begin);
         try
         {
-            int at = 0;
-            SkipStruct(bytes, ref at, depth: 0);
+            var walk = new Walk(bytes, Budget: MaxValuesPerByte * (long)bytes.Length + 1024);
+            walk.SkipStruct(depth: 0);
         }
         catch (FormatException e)
         {
@@ -123,74 +126,91 @@ internal static class ThriftFooter
 
     private static DllmException Corrupt(string path, string why) => new($"cannot read Parquet corpus file '{path}': {why}");
 
-    private static void SkipStruct(byte[] b, ref int at, int depth)
+    private sealed record Walk(byte[] B, long Budget)
     {
-        if (depth > MaxDepth) throw new FormatException($"nested deeper than {MaxDepth}");
-        while (true)
-        {
-            byte header = Next(b, ref at);
-            if (header == 0) return;   // STOP
-            if (header >> 4 == 0) ReadVarint(b, ref at);   // no delta: the field id follows as a varint
-            SkipValue(b, ref at, header & 0x0F, depth, inList: false);
-        }
-    }
+        private int _at;
+        private long _values;
 
-    private static void SkipValue(byte[] b, ref int at, int type, int depth, bool inList)
-    {
-        switch (type)
+        public void SkipStruct(int depth)
         {
-            case 1 or 2: if (inList) Next(b, ref at); return;   // booleans: in the field header, or one byte in a list
-            case 3: Next(b, ref at); return;
-            case 4 or 5 or 6: ReadVarint(b, ref at); return;
-            case 7: Take(b, ref at, 8); return;
-            case 8: Take(b, ref at, Count(b, ref at, ReadVarint(b, ref at))); return;
-            case 9 or 10:
+            if (depth > MaxDepth) throw new FormatException($"nested deeper than {MaxDepth}");
+            long field = 0;
+            while (true)
             {
-                byte header = Next(b, ref at);
-                long size = header >> 4 == 15 ? ReadVarint(b, ref at) : header >> 4;
-                int count = Count(b, ref at, size);
-                for (int i = 0; i < count; i++) SkipValue(b, ref at, header & 0x0F, depth + 1, inList: true);
-                return;
+                byte header = Next();
+                if (header == 0) return;   // STOP
+                // The field id: a delta in the header, or a zigzag varint after it.
+                field = header >> 4 == 0 ? Varint() is var z ? (z >> 1) ^ -(z & 1) : 0 : field + (header >> 4);
+                // Parquet.Net reads a known field as its declared type whatever the wire says, and a misread there
+                // shifts everything after it: at the top level at least, the wire type must be the declared one.
+                if (depth == 0 && field is >= 1 and <= 9 && (header & 0x0F) != FileMetaDataTypes[field - 1])
+                    throw new FormatException($"file metadata field {field} has wire type {header & 0x0F}, not {FileMetaDataTypes[field - 1]}");
+                SkipValue(header & 0x0F, depth, inList: false);
             }
-            case 11:
+        }
+
+        /// <summary>parquet.thrift's FileMetaData fields 1-9: version i32, schema list, num_rows i64, row_groups list,
+        /// key_value_metadata list, created_by string, column_orders list, encryption_algorithm struct,
+        /// footer_signing_key_metadata binary.</summary>
+        private static readonly int[] FileMetaDataTypes = [5, 9, 6, 9, 9, 8, 9, 12, 8];
+
+        private void SkipValue(int type, int depth, bool inList)
+        {
+            if (++_values > Budget) throw new FormatException($"more than {Budget} values in {B.Length} bytes");
+            switch (type)
             {
-                int count = Count(b, ref at, ReadVarint(b, ref at));
-                if (count == 0) return;
-                byte types = Next(b, ref at);
-                for (int i = 0; i < count; i++)
+                case 1 or 2: return;   // booleans: in the field header, and (as Parquet.Net skips them) no byte in a list
+                case 3: Take(1); return;
+                case 4 or 5 or 6: Varint(); return;
+                case 7: Take(8); return;
+                case 8: Take(Count(Varint())); return;
+                case 13: Take(16); return;   // UUID, which Parquet.Net knows
+                case 9 or 10:
                 {
-                    SkipValue(b, ref at, types >> 4, depth + 1, inList: true);
-                    SkipValue(b, ref at, types & 0x0F, depth + 1, inList: true);
+                    byte header = Next();
+                    long size = header >> 4 == 15 ? Varint() : header >> 4;
+                    for (long i = Count(size); i > 0; i--) SkipValue(header & 0x0F, depth + 1, inList: true);
+                    return;
                 }
-                return;
+                case 11:
+                {
+                    int count = Count(Varint());
+                    if (count == 0) return;
+                    byte types = Next();
+                    for (int i = 0; i < count; i++)
+                    {
+                        SkipValue(types >> 4, depth + 1, inList: true);
+                        SkipValue(types & 0x0F, depth + 1, inList: true);
+                    }
+                    return;
+                }
+                case 12: SkipStruct(depth + 1); return;
+                default: throw new FormatException($"unknown type {type} at byte {_at}");
             }
-            case 12: SkipStruct(b, ref at, depth + 1); return;
-            default: throw new FormatException($"unknown type {type} at byte {at}");
         }
-    }
 
-    /// <summary>A count of elements or bytes, each of which takes at least one byte, so it can never exceed the bytes left.</summary>
-    private static int Count(byte[] b, ref int at, long size) =>
-        size >= 0 && size <= b.Length - at ? (int)size : throw new FormatException($"count {size} at byte {at} exceeds the {b.Length - at} bytes left");
+        /// <summary>A count of elements or bytes: never more than the bytes left.</summary>
+        private int Count(long size) =>
+            size >= 0 && size <= B.Length - _at ? (int)size : throw new FormatException($"count {size} at byte {_at} exceeds the {B.Length - _at} bytes left");
 
-    private static void Take(byte[] b, ref int at, int n)
-    {
-        if (n > b.Length - at) throw new FormatException($"value at byte {at} runs past the footer's end");
-        at += n;
-    }
-
-    private static byte Next(byte[] b, ref int at) =>
-        at < b.Length ? b[at++] : throw new FormatException("the footer ends inside a value");
-
-    private static long ReadVarint(byte[] b, ref int at)
-    {
-        ulong value = 0;
-        for (int shift = 0; shift < 64; shift += 7)
+        private void Take(int n)
         {
-            byte next = Next(b, ref at);
-            value |= (ulong)(next & 0x7F) << shift;
-            if ((next & 0x80) == 0) return (long)value;   // unsigned (sizes); zigzag integers are only skipped, never read
+            if (n > B.Length - _at) throw new FormatException($"value at byte {_at} runs past the footer's end");
+            _at += n;
         }
-        throw new FormatException($"varint longer than 10 bytes at byte {at}");
+
+        private byte Next() => _at < B.Length ? B[_at++] : throw new FormatException("the footer ends inside a value");
+
+        private long Varint()
+        {
+            ulong value = 0;
+            for (int shift = 0; shift < 64; shift += 7)
+            {
+                byte next = Next();
+                value |= (ulong)(next & 0x7F) << shift;
+                if ((next & 0x80) == 0) return (long)value;   // unsigned (sizes); zigzag integers are only skipped, never read
+            }
+            throw new FormatException($"varint longer than 10 bytes at byte {_at}");
+        }
     }
 }
