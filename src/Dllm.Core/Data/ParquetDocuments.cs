@@ -90,7 +90,9 @@ internal static class ParquetDocuments
 /// meaning, only structure, and skips as the library skips: a boolean element of a list takes no byte there (the
 /// Thrift spec gives it one), which is how a footer of a few kilobytes can ask for two billion iterations. So: every
 /// value inside the footer, every count no larger than the bytes left, at most <see cref="MaxValuesPerByte"/> values
-/// per footer byte in all, nesting at most <see cref="MaxDepth"/> deep, known types only.
+/// per footer byte in all, nesting at most <see cref="MaxDepth"/> deep, known types only, and the top-level
+/// FileMetaData fields on their declared wire types (the library reads a known field as declared, whatever the wire
+/// says, and such a misread can shift it into the loop). Nested structs are walked generically.
 /// </summary>
 internal static class ThriftFooter
 {
@@ -140,7 +142,12 @@ internal static class ThriftFooter
                 byte header = Next();
                 if (header == 0) return;   // STOP
                 // The field id: a delta in the header, or a zigzag varint after it.
-                field = header >> 4 == 0 ? Varint() is var z ? (z >> 1) ^ -(z & 1) : 0 : field + (header >> 4);
+                if (header >> 4 == 0)
+                {
+                    long zigzag = Varint();
+                    field = (zigzag >>> 1) ^ -(zigzag & 1);
+                }
+                else field += header >> 4;
                 // Parquet.Net reads a known field as its declared type whatever the wire says, and a misread there
                 // shifts everything after it: at the top level at least, the wire type must be the declared one.
                 if (depth == 0 && field is >= 1 and <= 9 && (header & 0x0F) != FileMetaDataTypes[field - 1])
