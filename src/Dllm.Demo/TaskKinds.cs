@@ -34,8 +34,8 @@ internal interface ITaskKind
 /// commit many of its tokens per forward. Items are common words, each one token after the demo's BPE, and digits
 /// are one token each, so an answer's length in tokens is its item count (lookup: three tokens per entry).
 /// <list type="bullet">
-/// <item>copy: "Copy: red cat sun ... ->" -> " red cat sun ..."; 8-24 distinct words.</item>
-/// <item>reverse: "Reverse: red cat sun ... ->" -> " ... sun cat red"; 8-24 distinct words.</item>
+/// <item>copy: "Copy: red cat sun ... ->" -> " red cat sun ..."; 8-24 distinct words by default.</item>
+/// <item>reverse: "Reverse: red cat sun ... ->" -> " ... sun cat red"; 8-24 distinct words by default.</item>
 /// <item>lookup (scaffold): "Table: cat=3 sun=7 ... Find: sun cat sun ->" -> " sun=7 cat=3 sun=7"; 4-8 keys, 4-12 queries.</item>
 /// <item>sort (scaffold): "Sort: q b x ... ->" -> " b q x ..."; 6-14 distinct letters.</item>
 /// </list>

@@ -36,7 +36,7 @@ internal static class ParquetDocuments
         // an overflow or a huge allocation. Run-length encoding lets rows outnumber bytes, but not by a thousand to one
         // in any corpus.
         if (rows.RowCount < 0 || rows.RowCount > Math.Min(Array.MaxLength, 1024 * fileBytes))
-            throw new DllmException($"cannot read Parquet corpus file '{path}': row group {group} claims {rows.RowCount} rows in a {fileBytes}-byte file");
+            throw Corrupt(path, $"row group {group} claims {rows.RowCount} rows in a {fileBytes}-byte file");
         var values = new string?[rows.RowCount];
         Guard(path, async () =>
         {
@@ -61,6 +61,13 @@ internal static class ParquetDocuments
         return field;
     }
 
+    /// <summary>The one-line error for a Parquet file that cannot be read, whichever check found it.</summary>
+    internal static DllmException Corrupt(string path, string why, Exception? inner = null)
+    {
+        string message = $"cannot read Parquet corpus file '{path}': {why}";
+        return inner is null ? new DllmException(message) : new DllmException(message, inner);
+    }
+
     /// <summary>
     /// Runs one of Parquet.Net's async calls to completion on the thread pool. This reader is a synchronous
     /// iterator; running the call via Task.Run keeps a caller's synchronisation context out of its continuations,
@@ -78,7 +85,7 @@ internal static class ParquetDocuments
                                       or IndexOutOfRangeException || e.GetType().Namespace?.StartsWith("Parquet", StringComparison.Ordinal) == true
                                   || e.TargetSite?.DeclaringType?.Namespace?.StartsWith("Parquet", StringComparison.Ordinal) == true)
         {
-            throw new DllmException($"cannot read Parquet corpus file '{path}': {e.Message}", e);
+            throw Corrupt(path, e.Message, e);
         }
     }
 }
@@ -105,12 +112,12 @@ internal static class ThriftFooter
     {
         long length = stream.Length;
         Span<byte> tail = stackalloc byte[8];
-        if (length < 12) throw Corrupt(path, $"{length} bytes is too short for a Parquet file");
+        if (length < 12) throw ParquetDocuments.Corrupt(path, $"{length} bytes is too short for a Parquet file");
         stream.Seek(-8, SeekOrigin.End);
         stream.ReadExactly(tail);
-        if (!tail[4..].SequenceEqual(Magic)) throw Corrupt(path, "it does not end with PAR1");
+        if (!tail[4..].SequenceEqual(Magic)) throw ParquetDocuments.Corrupt(path, "it does not end with PAR1");
         long footer = BitConverter.ToInt32(tail[..4]);   // little-endian on every platform .NET runs dllm on
-        if (footer <= 0 || footer > length - 12) throw Corrupt(path, $"footer length {footer} does not fit a {length}-byte file");
+        if (footer <= 0 || footer > length - 12) throw ParquetDocuments.Corrupt(path, $"footer length {footer} does not fit a {length}-byte file");
         var bytes = new byte[footer];
         stream.Seek(length - 8 - footer, SeekOrigin.Begin);
         stream.ReadExactly(bytes);
@@ -122,11 +129,10 @@ internal static class ThriftFooter
         }
         catch (FormatException e)
         {
-            throw Corrupt(path, $"its footer is not valid Thrift ({e.Message})");
+            throw ParquetDocuments.Corrupt(path, $"its footer is not valid Thrift ({e.Message})");
         }
     }
 
-    private static DllmException Corrupt(string path, string why) => new($"cannot read Parquet corpus file '{path}': {why}");
 
     private sealed record Walk(byte[] B, long Budget)
     {
@@ -152,7 +158,7 @@ internal static class ThriftFooter
                 // shifts everything after it: at the top level at least, the wire type must be the declared one.
                 if (depth == 0 && field is >= 1 and <= 9 && (header & 0x0F) != FileMetaDataTypes[field - 1])
                     throw new FormatException($"file metadata field {field} has wire type {header & 0x0F}, not {FileMetaDataTypes[field - 1]}");
-                SkipValue(header & 0x0F, depth, inList: false);
+                SkipValue(header & 0x0F, depth);
             }
         }
 
@@ -161,7 +167,7 @@ internal static class ThriftFooter
         /// footer_signing_key_metadata binary.</summary>
         private static readonly int[] FileMetaDataTypes = [5, 9, 6, 9, 9, 8, 9, 12, 8];
 
-        private void SkipValue(int type, int depth, bool inList)
+        private void SkipValue(int type, int depth)
         {
             if (++_values > Budget) throw new FormatException($"more than {Budget} values in {B.Length} bytes");
             switch (type)
@@ -176,7 +182,7 @@ internal static class ThriftFooter
                 {
                     byte header = Next();
                     long size = header >> 4 == 15 ? Varint() : header >> 4;
-                    for (long i = Count(size); i > 0; i--) SkipValue(header & 0x0F, depth + 1, inList: true);
+                    for (long i = Count(size); i > 0; i--) SkipValue(header & 0x0F, depth + 1);
                     return;
                 }
                 case 11:
@@ -186,8 +192,8 @@ internal static class ThriftFooter
                     byte types = Next();
                     for (int i = 0; i < count; i++)
                     {
-                        SkipValue(types >> 4, depth + 1, inList: true);
-                        SkipValue(types & 0x0F, depth + 1, inList: true);
+                        SkipValue(types >> 4, depth + 1);
+                        SkipValue(types & 0x0F, depth + 1);
                     }
                     return;
                 }
