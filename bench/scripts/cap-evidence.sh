@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # CAP vs plain SFT at equal budget from the same converted model, over several seeds (METHOD.md §4, §6):
 # task accuracy (overall and per kind) and tokens per forward on the demo's held-out tasks, greedy, one prompt
-# at a time, at the demo's block size and threshold.
+# at a time, at the demo's block size. Each run writes the mean of its last 5 checkpoints, 25 steps apart, as the demo does.
 # Usage: bench/scripts/cap-evidence.sh [DEMO_DIR] [STEPS] [SEEDS...]   (run ./dllm demo first; defaults: demo, the
-#        demo's SFT steps, 1 2 3 4 5). Learning rate, batch and block are the demo's (read from DEMO_DIR/sft-run).
+#        demo's SFT steps, 1 2 3 4 5). Learning rate, batch and block are the demo's (read from DEMO_DIR/sft-run);
+#        THRESHOLD (default 0.95, the demo's and LLaDA2.0's) sets the decoding threshold.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 demo="${1:-$root/demo}"
@@ -14,7 +15,8 @@ steps="${2:-$demo_steps}"; shift $(( $# > 2 ? 2 : $# )) || true
 seeds=("$@"); [ ${#seeds[@]} -gt 0 ] || seeds=(1 2 3 4 5)
 dllm="${DLLM:-$root/dllm}"
 out="$demo/cap-evidence"; mkdir -p "$out"
-echo "steps $steps, lr $lr, batch $batch, block $block, threshold 0.9"
+threshold="${THRESHOLD:-0.95}"
+echo "steps $steps, lr $lr, batch $batch, block $block, threshold $threshold"
 echo "| seed | variant | accuracy | per kind (accuracy, TPF) | tokens / forward |"
 echo "|---|---|---|---|---|"
 for seed in "${seeds[@]}"; do
@@ -23,9 +25,9 @@ for seed in "${seeds[@]}"; do
     if [ ! -f "$out/$variant-$seed/model.safetensors" ]; then
       rm -rf "$out/$variant-$seed" "$out/$variant-$seed-run"
       $dllm sft --model "$demo/dlm" --data "$demo/data/tasks_train.jsonl" --out "$out/$variant-$seed" --steps "$steps" --weight-decay 0.05 \
-        --batch-size "$batch" --block-size "$block" --lr "$lr" --seed "$seed" --eval-every 100000 --checkpoint-every 100000 "${extra[@]}" > "$out/$variant-$seed.log" 2>&1
+        --batch-size "$batch" --block-size "$block" --lr "$lr" --seed "$seed" --eval-every 100000 --checkpoint-every 25 --keep-last 5 --average-last 5 "${extra[@]}" > "$out/$variant-$seed.log" 2>&1
     fi
-    $dllm eval --model "$out/$variant-$seed" --task "$demo/data/tasks_test.jsonl" --threshold 0.9 -n 40 --batch 1 --json \
+    $dllm eval --model "$out/$variant-$seed" --task "$demo/data/tasks_test.jsonl" --threshold "$threshold" -n 40 --batch 1 --json \
       | python3 -c "import json,sys; r=json.load(sys.stdin); k=', '.join(f'{n} {v[\"accuracy\"]:.2f}/{v[\"tokens_per_forward\"]:.1f}' for n,v in r['kinds'].items()); print(f'| $seed | $variant | {r[\"accuracy\"]:.3f} | {k} | {r[\"tokens_per_forward\"]:.2f} |')"
   done
 done

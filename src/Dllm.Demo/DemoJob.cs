@@ -54,8 +54,17 @@ public sealed record DemoOptions
     /// <summary>The block the model is converted to, fine-tuned and decoded at.</summary>
     public int BlockSize { get; init; } = DiffusionSettings.DefaultBlockSize;
     public LabelPosition Labels { get; init; } = LabelPosition.Shift;
-    /// <summary>The decoding threshold every diffusion stage is reported at.</summary>
-    public double Threshold { get; init; } = 0.9;
+    /// <summary>
+    /// The decoding threshold every diffusion stage is reported at: LLaDA2.0's 0.95. At 0.9 the demo's SFT+CAP decoded
+    /// about 5% more tokens per forward but lost 1-5 points on reverse (docs/benchmarks.md, "The demo on an AVX-512 host").
+    /// </summary>
+    public double Threshold { get; init; } = new BlockDecodeOptions().Threshold;
+    /// <summary>
+    /// Intra-op threads while the stages decode the held-out tasks. The demo's models are too small for a second thread
+    /// to pay: one forward of 32 positions on a 0.9 M model took 3.8 ms on two threads and 2.5 ms on one, an AR step
+    /// 1.05 ms either way (docs/benchmarks.md).
+    /// </summary>
+    public int ScoringThreads { get; init; } = 1;
     /// <summary>Plain SFT and SFT+CAP train at the same time, one core each (when the machine has two or more).</summary>
     public bool ParallelFineTuning { get; init; } = true;
     /// <summary>Interleaved AR / SFT+CAP passes over the held-out tasks for the tokens/s comparison (medians).</summary>
@@ -72,7 +81,7 @@ public sealed record DemoOptions
         Corpus = new DemoCorpusOptions(Stories: 600, TasksPerKind: 8000, TestTasksPerKind: 50, Seed: seed),
         PretrainSteps = 1200,
         ConvertSteps = 400,
-        SftSteps = 600,
+        SftSteps = 800,
         DpoSteps = 60,
     };
 
@@ -212,24 +221,33 @@ public static class DemoJob
         Lap("perplexity");
 
         var tasks = TaskFile.Read(Path.Combine(data, SyntheticCorpus.TestTasksFile));
-        Stage(7, $"solving {tasks.Count} held-out tasks with every stage, one prompt at a time");
-        var request = new GenerationRequest { Prompt = "", Options = new DecodeOptions { MaxNewTokens = 40 } };
-        var block = new BlockDecodeOptions(o.BlockSize, o.Threshold);
-        var diffusion = request with { Mode = DecodeMode.Diffusion, Block = block };
-        var stages = new List<(string, TaskReport)>();
-        foreach (var (name, path) in new[] { ("dLLM (converted)", dlm), ("SFT", sft), ("DPO (from SFT+CAP)", dpo) })
+        Stage(7, $"solving {tasks.Count} held-out tasks with every stage, one prompt at a time, on {o.ScoringThreads} thread(s)");
+        var trainingThreads = TorchSharp.torch.get_num_threads();
+        if (o.ScoringThreads > 0) TorchSharp.torch.set_num_threads(o.ScoringThreads);
+        List<(string, TaskReport)> stages;
+        TaskComparison speed;
+        string arSample, dlmSample;
+        try
         {
-            using var m = LoadedModel.Load(path);
-            stages.Add((name, TaskEvaluator.Evaluate(m, tasks, diffusion, batchSize: 1, cancel: cancel)));
+            var request = new GenerationRequest { Prompt = "", Options = new DecodeOptions { MaxNewTokens = 40 } };
+            var block = new BlockDecodeOptions(o.BlockSize, o.Threshold);
+            var diffusion = request with { Mode = DecodeMode.Diffusion, Block = block };
+            stages = new List<(string, TaskReport)>();
+            foreach (var (name, path) in new[] { ("dLLM (converted)", dlm), ("SFT", sft), ("DPO (from SFT+CAP)", dpo) })
+            {
+                using var m = LoadedModel.Load(path);
+                stages.Add((name, TaskEvaluator.Evaluate(m, tasks, diffusion, batchSize: 1, cancel: cancel)));
+            }
+            // The headline pair, side by side in interleaved passes so a drift in machine speed hits both alike.
+            using var capModel = LoadedModel.Load(cap);
+            speed = TaskEvaluator.Compare(capModel, arModel, tasks, diffusion, batchSize: 1, passes: o.SpeedPasses, cancel: cancel);
+            stages.Insert(0, ("AR (pre-trained)", speed.Ar));
+            stages.Insert(3, ("SFT+CAP", speed.Diffusion));
+            var story = new GenerationRequest { Prompt = "Once upon a time", Options = new DecodeOptions { MaxNewTokens = 48 } };
+            arSample = TextGeneration.Generate(arModel, story with { Mode = DecodeMode.Ar }).Text;
+            dlmSample = TextGeneration.Generate(dlmModel, story with { Mode = DecodeMode.Diffusion, Block = block }).Text;
         }
-        // The headline pair, side by side in interleaved passes so a drift in machine speed hits both alike.
-        using var capModel = LoadedModel.Load(cap);
-        var speed = TaskEvaluator.Compare(capModel, arModel, tasks, diffusion, batchSize: 1, passes: o.SpeedPasses, cancel: cancel);
-        stages.Insert(0, ("AR (pre-trained)", speed.Ar));
-        stages.Insert(3, ("SFT+CAP", speed.Diffusion));
-        var story = new GenerationRequest { Prompt = "Once upon a time", Options = new DecodeOptions { MaxNewTokens = 48 } };
-        var arSample = TextGeneration.Generate(arModel, story with { Mode = DecodeMode.Ar }).Text;
-        var dlmSample = TextGeneration.Generate(dlmModel, story with { Mode = DecodeMode.Diffusion, Block = block }).Text;
+        finally { TorchSharp.torch.set_num_threads(trainingThreads); }
         Lap("tasks");
 
         var parameters = arModel.Model.parameters().Sum(p => p.numel());

@@ -27,6 +27,7 @@ internal static class EvalCommand
         var maxNew = new Option<int>("--max-new-tokens", "-n") { Description = "Tasks: longest answer", DefaultValueFactory = _ => 64 };
         var temperature = new Option<double>("--temperature", "-t") { Description = "Tasks: sampling temperature (0 = greedy)", DefaultValueFactory = _ => 0.0 };
         var batch = new Option<int>("--batch") { Description = "Tasks: prompts decoded together", DefaultValueFactory = _ => 8 };
+        var mistakes = new Option<int>("--mistakes") { Description = "Tasks: list up to this many wrong answers (kind, prompt, expected answer, output), to see what a model gets wrong", DefaultValueFactory = _ => 0 };
         var template = new Option<string?>("--template") { Description = "Tasks: wrap each prompt as a user turn with this chat template (default: prompts verbatim)" };
         var block = new Option<int?>("--block-size") { Description = $"Block size for the NELBO (default: the model's, or {Dllm.Config.DiffusionSettings.DefaultBlockSize})" };
         var samples = new Option<int>("--samples") { Description = "Monte-Carlo draws of mask rates and masks per document", DefaultValueFactory = _ => 4 };
@@ -45,7 +46,7 @@ internal static class EvalCommand
             "forward counts decoded tokens, the stop token included, over decoding forwards (the prompt prefill is not one; " +
             "AR is exactly 1); tokens per second counts the same tokens over wall time.")
         {
-            model, data, task, mode, block, samples, seed, maxDocs, maxLen, threshold, maxSteps, stopFill, credit, editingThreshold, maxPostSteps, maxNew, temperature, batch, template, compareAr, passes, threads, device, dtype, json,
+            model, data, task, mode, block, samples, seed, maxDocs, maxLen, threshold, maxSteps, stopFill, credit, editingThreshold, maxPostSteps, maxNew, temperature, batch, template, mistakes, compareAr, passes, threads, device, dtype, json,
         };
         command.SetAction(p =>
         {
@@ -55,6 +56,7 @@ internal static class EvalCommand
             if (p.GetValue(samples) < 1) throw new DllmException($"--samples must be positive, got {p.GetValue(samples)}");
             if (p.GetValue(maxDocs) < 0) throw new DllmException($"--max-docs must be 0 (all) or positive, got {p.GetValue(maxDocs)}");
             if (p.GetValue(maxLen) < 0) throw new DllmException($"--max-length must be 0 (the model's context) or positive, got {p.GetValue(maxLen)}");
+            if (p.GetValue(mistakes) < 0) throw new DllmException($"--mistakes must be 0 (none) or positive, got {p.GetValue(mistakes)}");
             if (p.GetValue(maxNew) < 1) throw new DllmException($"--max-new-tokens must be positive, got {p.GetValue(maxNew)}");
             new SamplingOptions(p.GetValue(temperature)).Validate();
             new BlockDecodeOptions(p.GetValue(block) ?? 1, p.GetValue(threshold), p.GetValue(maxSteps)).Validate();
@@ -88,8 +90,8 @@ internal static class EvalCommand
                     var c = TaskEvaluator.Compare(loaded, arModel, items, request, p.GetValue(batch), p.GetValue(passes));
                     taskReport = new JsonObject
                     {
-                        ["diffusion"] = TaskJson(c.Diffusion, "diffusion", c.DiffusionTokensPerSecond),
-                        ["ar"] = TaskJson(c.Ar, "ar", c.ArTokensPerSecond),
+                        ["diffusion"] = TaskJson(c.Diffusion, "diffusion", c.DiffusionTokensPerSecond, p.GetValue(mistakes)),
+                        ["ar"] = TaskJson(c.Ar, "ar", c.ArTokensPerSecond, p.GetValue(mistakes)),
                         ["speed_ratio"] = Math.Round(c.SpeedRatio, 3),
                         ["accuracy_gap"] = Math.Round(c.AccuracyGap, 4),
                         ["passes"] = c.Passes,
@@ -99,7 +101,7 @@ internal static class EvalCommand
                 else
                 {
                     var r = TaskEvaluator.Evaluate(loaded, items, request, p.GetValue(batch));
-                    taskReport = TaskJson(r, TextGeneration.ResolveMode(loaded, decodeMode).ToString().ToLowerInvariant(), r.TokensPerSecond);
+                    taskReport = TaskJson(r, TextGeneration.ResolveMode(loaded, decodeMode).ToString().ToLowerInvariant(), r.TokensPerSecond, p.GetValue(mistakes));
                 }
                 if (p.GetValue(json)) Output.WriteJson(p, taskReport);
                 else Print(Output.Out(p), taskReport, "");
@@ -141,15 +143,24 @@ internal static class EvalCommand
         return command;
     }
 
-    private static JsonObject TaskJson(TaskReport r, string mode, double tokensPerSecond) => new()
+    private static JsonObject TaskJson(TaskReport r, string mode, double tokensPerSecond, int mistakes)
     {
-        ["mode"] = mode,
-        ["accuracy"] = r.Accuracy, ["correct"] = r.Correct, ["items"] = r.Items,
-        ["kinds"] = new JsonObject(r.ByKind.Select(k => KeyValuePair.Create(k.Kind == "" ? "all" : k.Kind,
-            (JsonNode?)new JsonObject { ["items"] = k.Items, ["accuracy"] = Math.Round(k.Accuracy, 4), ["tokens_per_forward"] = Math.Round(k.TokensPerForward, 3) }))),
-        ["tokens_per_forward"] = Math.Round(r.TokensPerForward, 4), ["tokens_per_second"] = Math.Round(tokensPerSecond, 2),
-        ["tokens"] = r.Tokens, ["forwards"] = r.Forwards,
-    };
+        var report = new JsonObject
+        {
+            ["mode"] = mode,
+            ["accuracy"] = r.Accuracy, ["correct"] = r.Correct, ["items"] = r.Items,
+            ["kinds"] = new JsonObject(r.ByKind.Select(k => KeyValuePair.Create(k.Kind == "" ? "all" : k.Kind,
+                (JsonNode?)new JsonObject { ["items"] = k.Items, ["accuracy"] = Math.Round(k.Accuracy, 4), ["tokens_per_forward"] = Math.Round(k.TokensPerForward, 3) }))),
+            ["tokens_per_forward"] = Math.Round(r.TokensPerForward, 4), ["tokens_per_second"] = Math.Round(tokensPerSecond, 2),
+            ["tokens"] = r.Tokens, ["forwards"] = r.Forwards,
+        };
+        if (mistakes > 0)
+            report["mistakes"] = new JsonArray(r.Details.Where(d => !d.Correct).Take(mistakes).Select(d => (JsonNode?)new JsonObject
+            {
+                ["kind"] = d.Item.Kind, ["prompt"] = d.Item.Prompt, ["expected"] = d.Item.Answer, ["output"] = d.Output,
+            }).ToArray());
+        return report;
+    }
 
     private static void Print(TextWriter o, JsonObject report, string indent)
     {
@@ -159,6 +170,12 @@ internal static class EvalCommand
             {
                 o.WriteLine($"{indent}{k}:");
                 Print(o, inner, indent + "  ");
+            }
+            else if (v is JsonArray list)
+            {
+                o.WriteLine($"{indent}{k}: {list.Count}");
+                foreach (var item in list.OfType<JsonObject>())
+                    o.WriteLine($"{indent}  - " + string.Join("\n" + indent + "    ", item.Select(f => $"{f.Key}: {f.Value}")));
             }
             else o.WriteLine($"{indent}{k,-20} {v}");
         }

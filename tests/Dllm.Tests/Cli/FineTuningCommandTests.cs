@@ -55,6 +55,19 @@ public class FineTuningCommandTests
         Assert.InRange(eval.Json["accuracy"]!.GetValue<double>(), 0, 1);
         Assert.True(eval.Json["tokens_per_forward"]!.GetValue<double>() > 0);
         Assert.Equal("diffusion", eval.Json["mode"]!.GetValue<string>());
+        Assert.Null(eval.Json["mistakes"]);
+
+        // --mistakes lists the wrong answers only, each with what was expected and what came out.
+        var wrong = CliRunner.InProcess("eval", "--model", dir.File("dpo"), "--task", test, "--block-size", "4", "--threshold", "0.9", "-n", "4", "--json", "--mistakes", "100");
+        Assert.True(wrong.ExitCode == 0, wrong.Stderr);
+        var listed = wrong.Json["mistakes"]!.AsArray();
+        Assert.Equal(6 - wrong.Json["correct"]!.GetValue<int>(), listed.Count);
+        var prompts = File.ReadLines(test).Select(l => JsonNode.Parse(l)!["prompt"]!.GetValue<string>()).ToList();
+        Assert.All(listed, m => Assert.Contains(m!["prompt"]!.GetValue<string>(), prompts));
+        Assert.All(listed, m => Assert.NotEqual(m!["expected"]!.GetValue<string>().Trim(), m["output"]!.GetValue<string>().Trim()));
+        var few = CliRunner.InProcess("eval", "--model", dir.File("dpo"), "--task", test, "--block-size", "4", "--threshold", "0.9", "-n", "4", "--mistakes", "1");
+        Assert.True(few.ExitCode == 0, few.Stderr);
+        if (listed.Count > 0) Assert.Contains("expected:", few.Stdout);
 
         var plot = CliRunner.InProcess("plot", dir.File("sft-run"), dir.File("dpo-run"), "--out", dir.File("loss.png"));
         Assert.True(plot.ExitCode == 0, plot.Stderr);
