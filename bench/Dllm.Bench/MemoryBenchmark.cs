@@ -94,7 +94,7 @@ public static class MemoryBenchmark
         var tokenizer = BpeTrainer.Train(stories, 512, Path.Combine(root, "tokenizer"));
         var config = ModelConfigReader.Read(new JsonObject
         {
-            ["architectures"] = new JsonArray("LlamaForCausalLM"), ["model_type"] = "llama", ["vocab_size"] = 512, ["hidden_size"] = 128,
+            ["architectures"] = new JsonArray("LlamaForCausalLM"), ["model_type"] = "llama", ["vocab_size"] = tokenizer.VocabSize, ["hidden_size"] = 128,
             ["intermediate_size"] = 352, ["num_hidden_layers"] = 2, ["num_attention_heads"] = 4, ["num_key_value_heads"] = 2,
             ["max_position_embeddings"] = 256, ["rms_norm_eps"] = 1e-5, ["rope_theta"] = 10000.0, ["tie_word_embeddings"] = true,
         }.ToJsonString());

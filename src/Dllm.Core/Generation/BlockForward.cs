@@ -216,6 +216,7 @@ internal sealed class CachedBlockForward : BlockForward
             _slotZero = null;
             return;
         }
+        using var scope = NewDisposeScope();   // TrimUnusedFront's temporaries; Replace keeps what stays
         Replace(ref _keyValid, _keyValid.index_select(0, index));
         if (_slotZero is { } zero)
         {

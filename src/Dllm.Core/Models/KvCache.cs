@@ -100,7 +100,9 @@ public sealed class KvCache : IDisposable
     /// </summary>
     public Tensor TrimUnusedFront(Tensor valid)
     {
-        var used = valid.any(0).cpu().data<bool>().ToArray();
+        bool[] used;
+        using (var any = valid.any(0))
+        using (var host = any.cpu()) used = host.data<bool>().ToArray();
         var unused = Array.IndexOf(used, true) is var first and >= 0 ? first : used.Length;
         if (unused == 0) return valid;
         TrimFront(unused);
@@ -114,6 +116,7 @@ public sealed class KvCache : IDisposable
         if (count == 0) return;
         var kept = Length - count;
         using var noGrad = no_grad();
+        using var scope = NewDisposeScope();   // the narrowed views; Replace keeps the new buffers
         for (var i = 0; i < _keys.Length; i++)
         {
             if (_keys[i] is null) continue;

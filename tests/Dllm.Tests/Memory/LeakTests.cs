@@ -34,6 +34,50 @@ public class LeakTests
         Assert.Equal(baseline, Live);
     }
 
+    /// <summary>
+    /// What a server's session goes through: sequences joining while others decode, one cancelled mid-block, rows
+    /// leaving as they finish, until the session is empty again. Each round must end where it started.
+    /// </summary>
+    [Fact]
+    public void ContinuousBatchingSessionsLeaveNoTensorsBehind()
+    {
+        using var model = TinyConfigs.Model("llama", seed: 1);
+        var greedy = new DecodeOptions { MaxNewTokens = 10 };
+        var sampled = new DecodeOptions { MaxNewTokens = 7, Sampling = new SamplingOptions(0.8, TopK: 20, Seed: 3) };
+        void Round(DecodeSession session)
+        {
+            session.Add([5, 6, 7], greedy);
+            session.Step();
+            session.Step();
+            var cancelled = session.Add([8, 9, 10, 11, 12, 13, 14, 15, 16], sampled);   // longer than a block: prefilled on joining
+            session.Step();
+            session.Add([3, 4], sampled);
+            for (var i = 0; i < 3; i++) session.Step();
+            session.Cancel(cancelled);
+            while (session.Step() is not null) { }
+        }
+        // Created one at a time: a session holds a few tensors of its own until it is disposed.
+        Func<DecodeSession>[] sessions =
+        [
+            () => new ArDecodeSession(model, [2]),
+            () => new BlockDecodeSession(model, new BlockDecodeOptions(4, 0.5, 4), 271, [2]),
+            () => new BlockDecodeSession(model, new BlockDecodeOptions(4, 0.5, 4, UseCache: false), 271, [2]),
+        ];
+        foreach (var create in sessions)
+            using (var session = create()) Round(session);   // warm-up
+        var baseline = Live;
+        foreach (var create in sessions)
+        {
+            var name = "";
+            using (var session = create())
+            {
+                name = session.GetType().Name;
+                for (var i = 0; i < 3; i++) Round(session);
+            }
+            Assert.True(baseline == Live, $"{name}: {Live - baseline} tensors left");
+        }
+    }
+
     [Fact]
     public void TrainingStepsLeaveNoTensorsBehind()
     {
