@@ -20,8 +20,8 @@ switch (which)
         Console.WriteLine("            decode [--model DIR] [--ar-model DIR] [--tasks FILE] [--items N] [--repeats N] (block decoding TPF/speed/accuracy grid; run ./dllm demo first)");
         Console.WriteLine("            block-cost (one block forward of B positions vs one AR step on a KV cache; 1M/10M/50M, fp32/bf16)");
         Console.WriteLine("            samples --model DIR --judge AR_DIR (judge perplexity and repetition of 100 sampled continuations)");
-        Console.WriteLine("            serve (HTTP server throughput and latency, batched vs one at a time;");
-        Console.WriteLine("                   [--requests 200] [--concurrency 16] [--max-tokens 32] [--modes ar,diffusion] [--batches 1,16] [--quick])");
+        Console.WriteLine("            serve (HTTP server throughput, latency and time to first token, continuous batching vs one at a time;");
+        Console.WriteLine("                   [--requests 200] [--clients 1,4,16,32] [--max-tokens 32] [--modes ar,diffusion] [--batches 1,16] [--quick])");
         Console.WriteLine("            memory (RSS, managed heap and live tensors over a long conversion and many served requests;");
         Console.WriteLine("                    [--steps 10000] [--requests 10000] [--every 100] [--concurrency 4] [--max-tokens 16] [--csv memory.csv])");
         return which == "help" ? 0 : 2;

@@ -13,17 +13,19 @@ using static TorchSharp.torch;
 namespace Dllm.Bench;
 
 /// <summary>
-/// Serving throughput and latency: the real HTTP server on loopback, many clients at once, batched
-/// (--max-batch 16) against one request at a time (--max-batch 1), for an AR checkpoint and the same
-/// weights as a diffusion checkpoint. The model is Llama-shaped with random weights (speed does not
+/// Serving throughput and latency: the real HTTP server on loopback, closed-loop clients (each sends its next
+/// request when the last is answered) at several counts, continuous batching (--max-batch 16) against one request
+/// at a time (--max-batch 1), for an AR checkpoint and the same weights as a diffusion checkpoint. Every request
+/// streams, so time to first token is the wait for the first chunk that carries text; sequences per decoding
+/// forward come from the scheduler's counters. The model is Llama-shaped with random weights (speed does not
 /// depend on their values) and a byte-level BPE learned from the demo's synthetic stories.
 /// </summary>
 public static class ServeBenchmark
 {
-    private sealed record Options(int Requests, int Concurrency, int MaxTokens, int Threads, string[] Modes, int[] Batches);
+    private sealed record Options(int Requests, int[] Clients, int MaxTokens, int Threads, string[] Modes, int[] Batches);
 
-    private sealed record Outcome(string Mode, int MaxBatch, int Requests, double Seconds, long CompletionTokens, long Forwards,
-        double[] LatenciesMs, long Batches, int LargestBatch);
+    private sealed record Outcome(string Mode, int Clients, int MaxBatch, int Requests, double Seconds, long CompletionTokens, long Forwards,
+        double[] LatenciesMs, double[] FirstTokenMs, double MeanBatch, int LargestBatch);
 
     public static JsonObject Config10M() => new()
     {
@@ -54,12 +56,13 @@ public static class ServeBenchmark
                 .Select(s => string.Join(' ', s.Split(' ', StringSplitOptions.RemoveEmptyEntries).Take(24))).ToArray();
             Console.WriteLine($"machine: {Timing.Machine()}");
             Console.WriteLine($"model: Llama-shaped, {parameters / 1e6:F1} M parameters, fp32, context 512, vocab 1024; diffusion = same weights with a MASK token, block 32, threshold 0.95");
-            Console.WriteLine($"load: {options.Requests} requests (synthetic story openings, 24 words), {options.Concurrency} concurrent clients, max_tokens {options.MaxTokens}, greedy");
+            Console.WriteLine($"load: {options.Requests} requests (synthetic story openings, 24 words), {string.Join("/", options.Clients)} closed-loop clients, max_tokens {options.MaxTokens}, greedy, streamed");
             Console.WriteLine();
             var outcomes = new List<Outcome>();
             foreach (var mode in options.Modes)
-                foreach (var batch in options.Batches)
-                    outcomes.Add(Measure(mode, mode == "ar" ? ar : diffusion, batch, prompts, options).GetAwaiter().GetResult());
+                foreach (var clients in options.Clients)
+                    foreach (var batch in options.Batches)
+                        outcomes.Add(Measure(mode, mode == "ar" ? ar : diffusion, clients, batch, prompts, options).GetAwaiter().GetResult());
             Print(outcomes);
         }
         finally
@@ -89,60 +92,86 @@ public static class ServeBenchmark
         return (Path.Combine(root, "bench-ar"), Path.Combine(root, "bench-dllm"), parameters);
     }
 
-    private static async Task<Outcome> Measure(string mode, string folder, int maxBatch, string[] prompts, Options options)
+    private static async Task<Outcome> Measure(string mode, string folder, int clients, int maxBatch, string[] prompts, Options options)
     {
         using var model = LoadedModel.Load(folder);
         await using var server = await DllmServer.StartAsync(model, new ServerOptions { Host = "127.0.0.1", Port = 0, MaxBatch = maxBatch, MaxQueue = options.Requests + 16 });
         using var http = new HttpClient { BaseAddress = server.BaseAddress, Timeout = TimeSpan.FromMinutes(30) };
-        await Complete(http, prompts[0], options.MaxTokens);   // warm-up: first-call costs stay out of the figures
+        await Stream(http, prompts[0], options.MaxTokens);   // warm-up: first-call costs stay out of the figures
         var before = server.Scheduler.Stats;
 
         var latencies = new double[prompts.Length];
+        var firstToken = new double[prompts.Length];
         long tokens = 0, forwards = 0;
         var next = -1;
         var clock = Stopwatch.StartNew();
-        await Task.WhenAll(Enumerable.Range(0, options.Concurrency).Select(async _ =>
+        await Task.WhenAll(Enumerable.Range(0, clients).Select(async _ =>
         {
-            // Each client sends its next request as soon as its previous one is answered.
             for (var i = Interlocked.Increment(ref next); i < prompts.Length; i = Interlocked.Increment(ref next))
             {
                 var started = Stopwatch.GetTimestamp();
-                var usage = await Complete(http, prompts[i], options.MaxTokens);
+                var (usage, first) = await Stream(http, prompts[i], options.MaxTokens);
                 latencies[i] = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+                firstToken[i] = Stopwatch.GetElapsedTime(started, first).TotalMilliseconds;
                 Interlocked.Add(ref tokens, (long)usage["completion_tokens"]!);
                 Interlocked.Add(ref forwards, (long)usage["forwards"]!);
             }
         }));
         var seconds = clock.Elapsed.TotalSeconds;
         var after = server.Scheduler.Stats;
-        return new Outcome(mode, maxBatch, prompts.Length, seconds, tokens, forwards, latencies, after.Batches - before.Batches, after.LargestBatch);
+        // Sequences per decoding forward over this run alone: the counters since start, minus the warm-up's.
+        var rows = after.MeanBatchSize * after.Forwards - before.MeanBatchSize * before.Forwards;
+        var meanBatch = rows / Math.Max(1, after.Forwards - before.Forwards);
+        return new Outcome(mode, clients, maxBatch, prompts.Length, seconds, tokens, forwards, latencies, firstToken, meanBatch, after.LargestBatch);
     }
 
-    private static async Task<JsonNode> Complete(HttpClient http, string prompt, int maxTokens)
+    /// <summary>One streamed completion: its usage (the last chunk, asked for with include_usage) and when the first text arrived.</summary>
+    private static async Task<(JsonNode Usage, long FirstText)> Stream(HttpClient http, string prompt, int maxTokens)
     {
-        using var response = await http.PostAsJsonAsync("/v1/completions", new JsonObject { ["prompt"] = prompt, ["max_tokens"] = maxTokens });
-        var body = (await response.Content.ReadFromJsonAsync<JsonNode>())!;
-        if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"HTTP {(int)response.StatusCode}: {body.ToJsonString()}");
-        return body["usage"]!;
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
+        {
+            Content = JsonContent.Create(new JsonObject
+            {
+                ["prompt"] = prompt, ["max_tokens"] = maxTokens, ["stream"] = true, ["stream_options"] = new JsonObject { ["include_usage"] = true },
+            }),
+        };
+        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"HTTP {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync()}");
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        long first = 0;
+        JsonNode? usage = null;
+        while (await reader.ReadLineAsync() is { } line)
+        {
+            if (!line.StartsWith("data: ", StringComparison.Ordinal)) continue;
+            var data = line["data: ".Length..];
+            if (data == "[DONE]") break;
+            var chunk = JsonNode.Parse(data)!;
+            if (first == 0 && chunk["choices"] is JsonArray { Count: > 0 } choices && choices[0]!["text"]?.GetValue<string>() is { Length: > 0 })
+                first = Stopwatch.GetTimestamp();
+            if (chunk["usage"] is JsonObject u) usage = u;
+        }
+        if (usage is null) throw new InvalidOperationException("the stream ended without a usage chunk");
+        return (usage, first == 0 ? Stopwatch.GetTimestamp() : first);
     }
 
     private static void Print(List<Outcome> outcomes)
     {
-        Console.WriteLine("| decoding | --max-batch | requests/s | tokens/s | p50 latency | p95 latency | p99 latency | batches (mean size) | tokens/forward |");
-        Console.WriteLine("|---|---|---|---|---|---|---|---|---|");
+        Console.WriteLine("| decoding | clients | --max-batch | requests/s | tokens/s | p50 / p95 / p99 latency | p50 / p95 time to first token | sequences per forward (largest) | tokens/forward |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---|---|---|---:|");
         foreach (var o in outcomes)
         {
             var sorted = o.LatenciesMs.Order().ToArray();
-            Console.WriteLine($"| {o.Mode} | {o.MaxBatch} | {o.Requests / o.Seconds:F2} | {o.CompletionTokens / o.Seconds:F0} | " +
-                              $"{Percentile(sorted, 50) / 1000:F2} s | {Percentile(sorted, 95) / 1000:F2} s | {Percentile(sorted, 99) / 1000:F2} s | " +
-                              $"{o.Batches} ({(double)o.Requests / o.Batches:F1}) | {(double)o.CompletionTokens / o.Forwards:F2} |");
+            var first = o.FirstTokenMs.Order().ToArray();
+            Console.WriteLine($"| {o.Mode} | {o.Clients} | {o.MaxBatch} | {o.Requests / o.Seconds:F2} | {o.CompletionTokens / o.Seconds:F0} | " +
+                              $"{Percentile(sorted, 50) / 1000:F2} / {Percentile(sorted, 95) / 1000:F2} / {Percentile(sorted, 99) / 1000:F2} s | " +
+                              $"{Percentile(first, 50) / 1000:F2} / {Percentile(first, 95) / 1000:F2} s | {o.MeanBatch:F1} ({o.LargestBatch}) | {(double)o.CompletionTokens / o.Forwards:F2} |");
         }
-        foreach (var mode in outcomes.Select(o => o.Mode).Distinct())
+        foreach (var group in outcomes.GroupBy(o => (o.Mode, o.Clients)))
         {
-            var one = outcomes.FirstOrDefault(o => o.Mode == mode && o.MaxBatch == 1);
-            var many = outcomes.Where(o => o.Mode == mode && o.MaxBatch > 1).MaxBy(o => o.MaxBatch);
+            var one = group.FirstOrDefault(o => o.MaxBatch == 1);
+            var many = group.Where(o => o.MaxBatch > 1).MaxBy(o => o.MaxBatch);
             if (one is not null && many is not null)
-                Console.WriteLine($"\n{mode}: --max-batch {many.MaxBatch} serves {one.Seconds / many.Seconds:F1}x the requests/s of --max-batch 1");
+                Console.WriteLine($"\n{group.Key.Mode}, {group.Key.Clients} clients: --max-batch {many.MaxBatch} serves {one.Seconds / many.Seconds:F1}x the requests/s of --max-batch 1");
         }
     }
 
@@ -151,7 +180,8 @@ public static class ServeBenchmark
 
     private static Options Parse(string[] args)
     {
-        int requests = 200, concurrency = 16, maxTokens = 32, threads = 0;
+        int requests = 200, maxTokens = 32, threads = 0;
+        int[] clients = [16];
         string[] modes = ["ar", "diffusion"];
         int[] batches = [1, 16];
         for (var i = 0; i < args.Length; i++)
@@ -159,16 +189,17 @@ public static class ServeBenchmark
             switch (args[i])
             {
                 case "--requests": requests = int.Parse(args[++i]); break;
-                case "--concurrency": concurrency = int.Parse(args[++i]); break;
+                case "--concurrency" or "--clients": clients = args[++i].Split(',').Select(int.Parse).ToArray(); break;
                 case "--max-tokens": maxTokens = int.Parse(args[++i]); break;
                 case "--threads": threads = int.Parse(args[++i]); break;
                 case "--modes": modes = args[++i].Split(','); break;
                 case "--batches": batches = args[++i].Split(',').Select(int.Parse).ToArray(); break;
-                case "--quick": requests = 32; concurrency = 8; maxTokens = 16; break;
+                case "--quick": requests = 32; clients = [8]; maxTokens = 16; break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         }
         if (modes.Any(m => m is not ("ar" or "diffusion"))) throw new ArgumentException("--modes takes ar, diffusion or both");
-        return new Options(requests, concurrency, maxTokens, threads, modes, batches);
+        if (clients.Any(c => c < 1)) throw new ArgumentException("--clients takes positive counts");
+        return new Options(requests, clients, maxTokens, threads, modes, batches);
     }
 }
