@@ -21,6 +21,7 @@ public static class DecodeBenchmark
         string? arModel = null;
         var items = 60;
         var repeats = 5;
+        var threads = 0;
         var maxNew = 40;   // the demo's limit: its longest answers are 24 tokens and the EOS
         int[] blocks = [4, 8, 16, 32];
         double[] thresholds = [1.0, 0.95, 0.9, 0.8, 0.7];
@@ -36,9 +37,11 @@ public static class DecodeBenchmark
                 case "--max-new-tokens": maxNew = int.Parse(args[++i]); break;
                 case "--blocks": blocks = args[++i].Split(',').Select(int.Parse).ToArray(); break;
                 case "--thresholds": thresholds = args[++i].Split(',').Select(double.Parse).ToArray(); break;
+                case "--threads": threads = int.Parse(args[++i]); break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         }
+        if (threads > 0) TorchSharp.torch.set_num_threads(threads);
         using var loaded = LoadedModel.Load(model);
         var maskId = loaded.MaskTokenId ?? throw new ArgumentException($"{model} has no MASK token");
         var list = TaskFile.Read(tasks).Take(items).ToList();

@@ -189,10 +189,10 @@ public sealed class BlockDecodeSession : DecodeSession
         Func<int, IReadOnlyList<int>, bool>? stopWhen = null, DecodeProfile? profile = null)
         : base(model, stopTokenIds, stopWhen, profile)
     {
-        block.Validate();
+        _labels = model.Config.Diffusion?.Labels ?? LabelPosition.Same;
+        block.ValidateFor(_labels);
         _block = block;
         _maskTokenId = maskTokenId;
-        _labels = model.Config.Diffusion?.Labels ?? LabelPosition.Same;
         _forward = BlockForward.Create(model, block.BlockSize, _labels, block.UseCache, profile);
         _credit = block.Credit is { } c ? new CreditLedger(c) : null;
     }

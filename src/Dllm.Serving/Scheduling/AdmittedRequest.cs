@@ -28,7 +28,7 @@ public sealed record AdmittedRequest(GenerationRequest Request, int PromptTokens
         if (mode == DecodeMode.Diffusion)
         {
             block = TextGeneration.ResolveBlock(model, request.Block);
-            block.Validate();
+            block.ValidateFor(model.Labels);
             if (block.BlockSize > context)
                 throw new RequestError($"block_size {block.BlockSize} is larger than the model's context ({context})", "block_size");
             usable = context / block.BlockSize * block.BlockSize;   // the last block must end inside the context
