@@ -20,6 +20,9 @@ namespace Dllm.Bench;
 /// then N decode requests through the HTTP server, with the process's resident memory (RSS), the managed heap and
 /// the live tensors of the working thread (the trainer's, then the decode thread's) sampled along the way. A leak
 /// shows as a trend; flat means within noise after warm-up. Samples go to a CSV, the summary to stdout.
+/// The serving phase is also a soak: one request in ten streams and hangs up after its first chunk, one in ten is
+/// cancelled by its client after a few milliseconds; at the end no request may have failed on the server and the
+/// scheduler must hold nothing.
 /// </summary>
 public static class MemoryBenchmark
 {
@@ -39,7 +42,8 @@ public static class MemoryBenchmark
             Console.WriteLine($"machine: {Timing.Machine()}");
             Console.WriteLine($"training: dllm convert of a 2-layer Llama (hidden 128) on synthetic stories, L 64, batch 4, {o.Steps} steps, checkpoint and validation every 500, keep-last 2");
             Train(ar, data, Path.Combine(root, "dlm"), o, samples);
-            Console.WriteLine($"serving: {o.Requests} /v1/completions requests, {o.Concurrency} concurrent, max_tokens {o.MaxTokens}, diffusion decoding (block 8)");
+            Console.WriteLine($"serving: {o.Requests} /v1/completions requests, {o.Concurrency} concurrent, max_tokens {o.MaxTokens}, diffusion decoding (block 8); " +
+                              "one in ten hangs up mid-stream, one in ten is cancelled by its client");
             Serve(Path.Combine(root, "dlm"), o, samples).GetAwaiter().GetResult();
         }
         finally
@@ -144,6 +148,7 @@ public static class MemoryBenchmark
         var prompts = SyntheticCorpus.Stories(256, seed: 9).Select(s => string.Join(' ', s.Split(' ').Take(12))).ToArray();
         var next = -1;
         var done = 0;
+        long completed = 0, hungUp = 0, cancelled = 0, serverErrors = 0;
         var gate = new object();
         async Task Client()
         {
@@ -151,17 +156,61 @@ public static class MemoryBenchmark
             {
                 var i = Interlocked.Increment(ref next);
                 if (i >= o.Requests) return;
-                using var response = await http.PostAsJsonAsync("/v1/completions", new JsonObject
+                var body = new JsonObject
                 {
                     ["prompt"] = prompts[i % prompts.Length], ["max_tokens"] = o.MaxTokens, ["block_size"] = 8, ["temperature"] = i % 2 == 0 ? 0 : 0.8, ["seed"] = i,
-                });
-                if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"request {i}: HTTP {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+                };
+                switch (i % 10)
+                {
+                    case 3:
+                        // Streams, reads the first chunk, hangs up: the server must drop the sequence at its next step.
+                        body["stream"] = true;
+                        using (var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = JsonContent.Create(body) })
+                        using (var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead))
+                        {
+                            if ((int)response.StatusCode >= 500) Interlocked.Increment(ref serverErrors);
+                            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+                            await reader.ReadLineAsync();
+                        }
+                        Interlocked.Increment(ref hungUp);
+                        break;
+                    case 7:
+                        // Cancelled by the client after a few milliseconds: queued, prefilling or decoding, whichever it reached.
+                        using (var cancel = new CancellationTokenSource(TimeSpan.FromMilliseconds(2 + i % 23)))
+                        {
+                            try
+                            {
+                                using var response = await http.PostAsJsonAsync("/v1/completions", body, cancel.Token);
+                                if ((int)response.StatusCode >= 500) Interlocked.Increment(ref serverErrors);
+                                Interlocked.Increment(ref completed);
+                            }
+                            catch (OperationCanceledException) { Interlocked.Increment(ref cancelled); }
+                        }
+                        break;
+                    default:
+                        using (var response = await http.PostAsJsonAsync("/v1/completions", body))
+                        {
+                            if ((int)response.StatusCode >= 500) Interlocked.Increment(ref serverErrors);
+                            if (!response.IsSuccessStatusCode) throw new InvalidOperationException($"request {i}: HTTP {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+                        }
+                        Interlocked.Increment(ref completed);
+                        break;
+                }
                 var count = Interlocked.Increment(ref done);
                 if (count % o.Every == 0)
                     lock (gate) samples.Add(Take("serve", count) with { LiveTensors = Interlocked.Read(ref decodeLive) });
             }
         }
         await Task.WhenAll(Enumerable.Range(0, o.Concurrency).Select(_ => Task.Run(Client)));
+        // Hung-up and cancelled requests leave at the scheduler's next step: give it a moment, then nothing may remain.
+        var drained = Stopwatch.StartNew();
+        while ((server.Scheduler.Stats.Running > 0 || server.Scheduler.Stats.Queued > 0) && drained.Elapsed < TimeSpan.FromSeconds(10))
+            await Task.Delay(20);
+        var stats = server.Scheduler.Stats;
+        Console.WriteLine($"soak: {completed} answered, {hungUp} hung up mid-stream, {cancelled} cancelled before an answer; HTTP 5xx: {serverErrors}; " +
+                          $"scheduler at the end: {stats.Running} running, {stats.Queued} queued; completed {stats.Completed}, cancelled {stats.Cancelled}, failed {stats.Failed}");
+        if (serverErrors > 0 || stats.Failed > 0 || stats.Running > 0 || stats.Queued > 0)
+            throw new InvalidOperationException("the soak failed: server errors, failed requests or sequences left in the scheduler (see the line above)");
     }
 
     private static Sample Take(string phase, long index)
