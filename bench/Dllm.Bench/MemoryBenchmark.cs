@@ -11,6 +11,7 @@ using Dllm.Runtime;
 using Dllm.Serving.Http;
 using Dllm.Tokenization;
 using Dllm.Training;
+using Microsoft.Extensions.Logging;
 using TorchSharp;
 
 namespace Dllm.Bench;
@@ -140,7 +141,10 @@ public static class MemoryBenchmark
     private static async Task Serve(string folder, Options o, List<Sample> samples)
     {
         using var model = LoadedModel.Load(folder);
-        await using var server = await DllmServer.StartAsync(model, new ServerOptions { Host = "127.0.0.1", Port = 0, MaxBatch = 8, MaxQueue = o.Concurrency * 4 });
+        await using var server = await DllmServer.StartAsync(model, new ServerOptions { Host = "127.0.0.1", Port = 0, MaxBatch = 8, MaxQueue = o.Concurrency * 4 },
+            // The server's errors, with their stacks, on stderr: a soak that finds a failure should say where it came from.
+            logging => logging.AddConsole(c => c.LogToStandardErrorThreshold = Microsoft.Extensions.Logging.LogLevel.Error)
+                              .SetMinimumLevel(Microsoft.Extensions.Logging.LogLevel.Error));
         // The decode thread's live tensors, read on that thread after each batch.
         long decodeLive = 0;
         server.Scheduler.BatchFinished += _ => Interlocked.Exchange(ref decodeLive, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
