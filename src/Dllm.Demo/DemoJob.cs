@@ -222,36 +222,44 @@ public static class DemoJob
 
         var tasks = TaskFile.Read(Path.Combine(data, SyntheticCorpus.TestTasksFile));
         Stage(7, $"solving {tasks.Count} held-out tasks with every stage, one prompt at a time, on {o.ScoringThreads} thread(s)");
-        var trainingThreads = TorchSharp.torch.get_num_threads();
-        if (o.ScoringThreads > 0) TorchSharp.torch.set_num_threads(o.ScoringThreads);
-        List<(string, TaskReport)> stages;
-        TaskComparison speed;
-        string arSample, dlmSample;
-        try
-        {
-            var request = new GenerationRequest { Prompt = "", Options = new DecodeOptions { MaxNewTokens = 40 } };
-            var block = new BlockDecodeOptions(o.BlockSize, o.Threshold);
-            var diffusion = request with { Mode = DecodeMode.Diffusion, Block = block };
-            stages = new List<(string, TaskReport)>();
-            foreach (var (name, path) in new[] { ("dLLM (converted)", dlm), ("SFT", sft), ("DPO (from SFT+CAP)", dpo) })
-            {
-                using var m = LoadedModel.Load(path);
-                stages.Add((name, TaskEvaluator.Evaluate(m, tasks, diffusion, batchSize: 1, cancel: cancel)));
-            }
-            // The headline pair, side by side in interleaved passes so a drift in machine speed hits both alike.
-            using var capModel = LoadedModel.Load(cap);
-            speed = TaskEvaluator.Compare(capModel, arModel, tasks, diffusion, batchSize: 1, passes: o.SpeedPasses, cancel: cancel);
-            stages.Insert(0, ("AR (pre-trained)", speed.Ar));
-            stages.Insert(3, ("SFT+CAP", speed.Diffusion));
-            var story = new GenerationRequest { Prompt = "Once upon a time", Options = new DecodeOptions { MaxNewTokens = 48 } };
-            arSample = TextGeneration.Generate(arModel, story with { Mode = DecodeMode.Ar }).Text;
-            dlmSample = TextGeneration.Generate(dlmModel, story with { Mode = DecodeMode.Diffusion, Block = block }).Text;
-        }
-        finally { TorchSharp.torch.set_num_threads(trainingThreads); }
+        var (stages, speed, arSample, dlmSample) = OnThreads(o.ScoringThreads, () => Score(o, tasks, arModel, dlmModel, dlm, sft, cap, dpo, cancel));
         Lap("tasks");
 
         var parameters = arModel.Model.parameters().Sum(p => p.numel());
         return new DemoReport(o, corpus, parameters, arPpl, bound, stages, speed, arSample, dlmSample, timings);
+    }
+
+    /// <summary>Stage 7: every stage on the held-out tasks, one prompt at a time; the AR parent and SFT+CAP side by side.</summary>
+    private static (List<(string, TaskReport)> Stages, TaskComparison Speed, string ArSample, string DlmSample) Score(
+        DemoOptions o, IReadOnlyList<TaskItem> tasks, LoadedModel arModel, LoadedModel dlmModel, string dlm, string sft, string cap, string dpo, CancellationToken cancel)
+    {
+        var request = new GenerationRequest { Prompt = "", Options = new DecodeOptions { MaxNewTokens = 40 } };
+        var block = new BlockDecodeOptions(o.BlockSize, o.Threshold);
+        var diffusion = request with { Mode = DecodeMode.Diffusion, Block = block };
+        var stages = new List<(string, TaskReport)>();
+        foreach (var (name, path) in new[] { ("dLLM (converted)", dlm), ("SFT", sft), ("DPO (from SFT+CAP)", dpo) })
+        {
+            using var m = LoadedModel.Load(path);
+            stages.Add((name, TaskEvaluator.Evaluate(m, tasks, diffusion, batchSize: 1, cancel: cancel)));
+        }
+        // The headline pair, side by side in interleaved passes so a drift in machine speed hits both alike.
+        using var capModel = LoadedModel.Load(cap);
+        var speed = TaskEvaluator.Compare(capModel, arModel, tasks, diffusion, batchSize: 1, passes: o.SpeedPasses, cancel: cancel);
+        stages.Insert(0, ("AR (pre-trained)", speed.Ar));
+        stages.Insert(3, ("SFT+CAP", speed.Diffusion));
+        var story = new GenerationRequest { Prompt = "Once upon a time", Options = new DecodeOptions { MaxNewTokens = 48 } };
+        var arSample = TextGeneration.Generate(arModel, story with { Mode = DecodeMode.Ar }).Text;
+        var dlmSample = TextGeneration.Generate(dlmModel, story with { Mode = DecodeMode.Diffusion, Block = block }).Text;
+        return (stages, speed, arSample, dlmSample);
+    }
+
+    /// <summary>Runs <paramref name="work"/> with this many intra-op threads (0: as they are), then puts the count back.</summary>
+    private static T OnThreads<T>(int threads, Func<T> work)
+    {
+        int before = TorchSharp.torch.get_num_threads();
+        if (threads > 0) TorchSharp.torch.set_num_threads(threads);
+        try { return work(); }
+        finally { TorchSharp.torch.set_num_threads(before); }
     }
 
     private static void Finish(JobResult result)
@@ -272,9 +280,7 @@ public static class DemoJob
             Finish(second(observer));
             return;
         }
-        int threads = TorchSharp.torch.get_num_threads();
-        TorchSharp.torch.set_num_threads(1);
-        try
+        OnThreads(1, () =>
         {
             var gate = new object();
             var jobs = new[] { new PairedView(observer, gate, Shows: true), new PairedView(observer, gate, Shows: false) };
@@ -283,8 +289,8 @@ public static class DemoJob
             try { Task.WaitAll(runs); }
             catch (AggregateException e) { System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions[0]).Throw(); }
             foreach (var run in runs) Finish(run.Result);
-        }
-        finally { TorchSharp.torch.set_num_threads(threads); }
+            return true;
+        });
     }
 
     /// <summary>

@@ -47,6 +47,8 @@ public sealed record ModelConfig
     public int? MaskTokenId { get; init; }
     /// <summary>Block-diffusion settings recorded by conversion; null for AR checkpoints.</summary>
     public DiffusionSettings? Diffusion { get; init; }
+    /// <summary>Where the model reads a token's prediction: as recorded by conversion; same-position for every other checkpoint (LLaDA2's format).</summary>
+    public LabelPosition Labels => Diffusion?.Labels ?? LabelPosition.Same;
 
     public required JsonObject Raw { get; init; }
 

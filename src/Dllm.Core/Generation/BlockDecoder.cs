@@ -189,7 +189,7 @@ public sealed class BlockDecodeSession : DecodeSession
         Func<int, IReadOnlyList<int>, bool>? stopWhen = null, DecodeProfile? profile = null)
         : base(model, stopTokenIds, stopWhen, profile)
     {
-        _labels = model.Config.Diffusion?.Labels ?? LabelPosition.Same;
+        _labels = model.Config.Labels;
         block.ValidateFor(_labels);
         _block = block;
         _maskTokenId = maskTokenId;

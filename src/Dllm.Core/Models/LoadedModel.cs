@@ -41,7 +41,7 @@ public sealed class LoadedModel : IDisposable
     public int DefaultBlockSize => Model.Config.Diffusion?.BlockSize ?? Config.DiffusionSettings.DefaultBlockSize;
 
     /// <summary>Which output predicts a masked token (same position unless the checkpoint records a shift).</summary>
-    public Config.LabelPosition Labels => Model.Config.Diffusion?.Labels ?? Config.LabelPosition.Same;
+    public Config.LabelPosition Labels => Model.Config.Labels;
 
     /// <summary>Adds a MASK token if the model has none (see <see cref="MaskTokenSetup"/>).</summary>
     public void EnsureMaskToken()
