@@ -49,8 +49,11 @@ public static class AttentionMasks
         using var scope = NewDisposeScope();
         var device = cachedValid.device;
         long rows = cachedValid.shape[0], cached = cachedValid.shape[1], t = newBlocks * blockSize;
-        var local = arange(t, device: device);
-        var own = BlockCausal(local, local, blockSize);                                        // [T, T]
+        // The new blocks' own pattern is the same every call: built on the host, it is one tensor instead of six ops.
+        var pattern = new bool[t * t];
+        for (var q = 0; q < t; q++)
+            for (var k = 0; k < t; k++) pattern[q * t + k] = k / blockSize <= q / blockSize;
+        var own = tensor(pattern, [t, t], device: device);                                     // [T, T]
         if (newValid is null)
         {
             // Every new token sees at least its own block, so no query row is empty: no guard needed. This is the

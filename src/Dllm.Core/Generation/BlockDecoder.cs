@@ -295,8 +295,9 @@ public sealed class BlockDecodeSession : DecodeSession
     {
         using var scope = NewDisposeScope();
         var outputs = _forward.Outputs(_rows.Select(r => r.Window).ToArray(), _step == 0);      // [R, B, H]
-        var drawingRows = tensor(drawing.Select(r => (long)_rows.IndexOf(r)).ToArray(), device: outputs.device);
-        if (drawing.Length < _rows.Count) outputs = outputs.index_select(0, drawingRows);
+        var everyRowDraws = drawing.Length == _rows.Count;
+        var drawingRows = everyRowDraws && _credit is null ? null : tensor(drawing.Select(r => (long)_rows.IndexOf(r)).ToArray(), device: outputs.device);
+        if (!everyRowDraws) outputs = outputs.index_select(0, drawingRows!);
         var b = (int)outputs.shape[1];
         var everySlot = _block.Editing is not null || _credit is not null;
         var slots = new List<int>(drawing.Length * b);
@@ -310,7 +311,7 @@ public sealed class BlockDecodeSession : DecodeSession
             if (_credit is not null)
             {
                 var masked = tensor(drawing.SelectMany(r => r.Undecided).ToArray(), [drawing.Length, b], device: logits.device);
-                logits = _credit.Fuse(logits, masked, drawingRows, _rows.Count, _step);
+                logits = _credit.Fuse(logits, masked, drawingRows!, _rows.Count, _step);
             }
             logits = logits.reshape(drawing.Length * b, -1);
         }

@@ -62,15 +62,35 @@ internal abstract class BlockForward : IDisposable
 
     protected abstract void KeepRows(Tensor index, IReadOnlyList<int> keep);
 
-    protected Tensor WindowPositions(long offset = 0) =>
-        tensor(WindowStart.Select(s => s + offset).ToArray(), device: Device).unsqueeze(1) + arange(B, device: Device);     // [R, B]
-
-    protected Tensor Tokens(int[][] rows, int width)
+    /// <summary>
+    /// [R, blocks * B]: the absolute positions of <paramref name="blocks"/> consecutive blocks per row, the first
+    /// starting <paramref name="offset"/> from the row's window (clamped at 0). Built on the host: one tensor per forward.
+    /// </summary>
+    protected Tensor WindowPositions(long offset = 0, int blocks = 1)
     {
-        var flat = new long[rows.Length * width];
-        for (var i = 0; i < rows.Length; i++)
-            for (var j = 0; j < rows[i].Length; j++) flat[i * width + j] = rows[i][j];
-        return tensor(flat, [rows.Length, width], device: Device);
+        var width = blocks * B;
+        var flat = new long[Rows * width];
+        for (var i = 0; i < Rows; i++)
+            for (var j = 0; j < width; j++) flat[i * width + j] = Math.Max(0, WindowStart[i] + offset + j);
+        return tensor(flat, [Rows, width], device: Device);
+    }
+
+    /// <summary>[R, width] token ids: each row is its arrays laid end to end (a null or short array leaves zeros).</summary>
+    protected Tensor Tokens(int width, params IReadOnlyList<int[]?>[] parts)
+    {
+        var rows = parts[0].Count;
+        var flat = new long[rows * width];
+        for (var i = 0; i < rows; i++)
+        {
+            var at = i * width;
+            foreach (var part in parts)
+            {
+                if (part[i] is { } row)
+                    for (var j = 0; j < row.Length; j++) flat[at + j] = row[j];
+                at += B;
+            }
+        }
+        return tensor(flat, [rows, width], device: Device);
     }
 
     /// <summary>[R, C] padded on the left to <paramref name="width"/> columns with <paramref name="fill"/>.</summary>
@@ -144,16 +164,14 @@ internal sealed class CachedBlockForward : BlockForward
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var window = Tokens(windows, B);
         Tensor h;
         if (firstStepOfBlock && _pending.Any(p => p is not null))
         {
             // [pending ; window]: the pending block sees the cache and itself, the window sees all of that and itself.
             var r = windows.Length;
-            var pending = Tokens(_pending.Select(p => p ?? []).ToArray(), B);
             var pendingValid = tensor(_pending.Select(p => p is not null).ToArray(), device: Device).unsqueeze(1).expand(r, B);
-            var tokens = cat([pending, window], 1);                                                      // [R, 2B]
-            var positions = cat([WindowPositions(-B).clamp_min(0), WindowPositions()], 1);
+            var tokens = Tokens(2 * B, _pending, windows);                                                // [R, 2B]
+            var positions = WindowPositions(-B, blocks: 2);
             var mask = AttentionMasks.CachedBlocks(_keyValid, 2, B,
                 _pending.All(p => p is not null) ? null : cat([pendingValid, ones(r, B, dtype: ScalarType.Bool, device: Device)], 1));
             var all = DecodeProfile.Forward(Profile, () => Model.Hidden(Model.Embed(tokens), positions, mask, _cache, commit: B));
@@ -176,6 +194,7 @@ internal sealed class CachedBlockForward : BlockForward
             }
             _step ??= StepInputs();
             var (positions, mask) = _step.Value;
+            var window = Tokens(B, windows);
             h = DecodeProfile.Forward(Profile, () => Model.Hidden(Model.Embed(window), positions, mask, _cache, commit: 0));
         }
         // Rows whose slot 0 is prompt never read it: any output stands in where there is no committed one.
@@ -283,7 +302,8 @@ internal sealed class RecomputedBlockForward : BlockForward
         var positions = cat([_positions, WindowPositions()], 1);
         var mask = AttentionMasks.WithPadding(AttentionMasks.BlockCausal(positions, positions, B),
             cat([_valid, ones(r, B, dtype: ScalarType.Bool, device: Device)], 1));
-        var h = DecodeProfile.Forward(Profile, () => Model.Hidden(Model.Embed(cat([_tokens, Tokens(windows, B)], 1)), positions, mask));
+        var tokens = cat([_tokens, Tokens(B, windows)], 1);
+        var h = DecodeProfile.Forward(Profile, () => Model.Hidden(Model.Embed(tokens), positions, mask));
         // Shifted: slot s reads position s - 1. Rows with no committed context have prompt in slot 0 (never
         // predicted), so any output stands in for it.
         var read = !Shifted ? h.narrow(1, t, B)
@@ -298,7 +318,7 @@ internal sealed class RecomputedBlockForward : BlockForward
         using var scope = NewDisposeScope();
         var r = finishedWindows.Length;
         Replace(ref _positions, cat([_positions, WindowPositions()], 1));
-        Replace(ref _tokens, cat([_tokens, Tokens(finishedWindows, B)], 1));
+        Replace(ref _tokens, cat([_tokens, Tokens(B, finishedWindows)], 1));
         Replace(ref _valid, cat([_valid, ones(r, B, dtype: ScalarType.Bool, device: Device)], 1));
         for (var i = 0; i < r; i++) WindowStart[i] += B;
     }

@@ -43,7 +43,11 @@ public static class Sampler
     public static (Tensor Tokens, Tensor Confidence) Pick(Tensor logits, SamplingOptions o, IReadOnlyList<Generator>? generators = null)
     {
         using var scope = NewDisposeScope();
-        var probs = Filter(logits, o).softmax(-1);                                 // [N, V]
+        // Plain greedy (no top-k or top-p, which would renormalise the confidence) skips the filter's ops.
+        var filtered = o.IsGreedy && o.TopK <= 0 && o.TopP >= 1.0
+            ? logits.dtype == ScalarType.Float32 ? logits : logits.to_type(ScalarType.Float32)
+            : Filter(logits, o);
+        var probs = filtered.softmax(-1);                                           // [N, V]
         if (o.IsGreedy)
         {
             // One reduction gives the token and its probability (half the time of argmax then gather at these sizes).
