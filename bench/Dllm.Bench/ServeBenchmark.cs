@@ -19,13 +19,16 @@ namespace Dllm.Bench;
 /// streams, so time to first token is the wait for the first chunk that carries text; sequences per decoding
 /// forward come from the scheduler's counters. The model is Llama-shaped with random weights (speed does not
 /// depend on their values) and a byte-level BPE learned from the demo's synthetic stories.
+/// With --chat N every client holds conversations of N turns instead: the prompt of turn k is a shared system prompt,
+/// the turns before it (messages and the server's answers) and a new message, the workload prefix reuse is for;
+/// --prefix-cache takes the server's --prefix-cache-tokens values to compare (0 = off).
 /// </summary>
 public static class ServeBenchmark
 {
-    private sealed record Options(int Requests, int[] Clients, int MaxTokens, int Threads, string[] Modes, int[] Batches);
+    private sealed record Options(int Requests, int[] Clients, int MaxTokens, int Threads, string[] Modes, int[] Batches, int ChatTurns, long[] PrefixCaches);
 
-    private sealed record Outcome(string Mode, int Clients, int MaxBatch, int Requests, double Seconds, long CompletionTokens, long Forwards,
-        double[] LatenciesMs, double[] FirstTokenMs, double MeanBatch, int LargestBatch);
+    private sealed record Outcome(string Mode, int Clients, int MaxBatch, long PrefixCache, int Requests, double Seconds, long CompletionTokens, long Forwards,
+        double[] LatenciesMs, double[] FirstTokenMs, double MeanBatch, int LargestBatch, long ReusedTokens, long LookedUpTokens);
 
     public static JsonObject Config10M() => new()
     {
@@ -53,16 +56,21 @@ public static class ServeBenchmark
         {
             var (ar, diffusion, parameters) = WriteCheckpoints(root);
             var prompts = SyntheticCorpus.Stories(options.Requests, seed: 7)
-                .Select(s => string.Join(' ', s.Split(' ', StringSplitOptions.RemoveEmptyEntries).Take(24))).ToArray();
+                .Select(s => string.Join(' ', s.Split(' ', StringSplitOptions.RemoveEmptyEntries).Take(options.ChatTurns > 0 ? 12 : 24))).ToArray();
+            var system = options.ChatTurns > 0 ? string.Join(' ', SyntheticCorpus.Stories(3, seed: 99)).Split(' ').Take(120) : [];
             Console.WriteLine($"machine: {Timing.Machine()}");
             Console.WriteLine($"model: Llama-shaped, {parameters / 1e6:F1} M parameters, fp32, context 512, vocab 1024; diffusion = same weights with a MASK token, block 32, threshold 0.95");
-            Console.WriteLine($"load: {options.Requests} requests (synthetic story openings, 24 words), {string.Join("/", options.Clients)} closed-loop clients, max_tokens {options.MaxTokens}, greedy, streamed");
+            Console.WriteLine(options.ChatTurns > 0
+                ? $"load: {options.Requests} requests as conversations of {options.ChatTurns} turns (a shared 120-word system prompt, then per turn a 12-word message and the answer), " +
+                  $"{string.Join("/", options.Clients)} closed-loop clients, max_tokens {options.MaxTokens}, greedy, streamed"
+                : $"load: {options.Requests} requests (synthetic story openings, 24 words), {string.Join("/", options.Clients)} closed-loop clients, max_tokens {options.MaxTokens}, greedy, streamed");
             Console.WriteLine();
             var outcomes = new List<Outcome>();
             foreach (var mode in options.Modes)
                 foreach (var clients in options.Clients)
                     foreach (var batch in options.Batches)
-                        outcomes.Add(Measure(mode, mode == "ar" ? ar : diffusion, clients, batch, prompts, options).GetAwaiter().GetResult());
+                        foreach (var prefixCache in options.PrefixCaches)
+                            outcomes.Add(Measure(mode, mode == "ar" ? ar : diffusion, clients, batch, prefixCache, string.Join(' ', system), prompts, options).GetAwaiter().GetResult());
             Print(outcomes);
         }
         finally
@@ -92,12 +100,13 @@ public static class ServeBenchmark
         return (Path.Combine(root, "bench-ar"), Path.Combine(root, "bench-dllm"), parameters);
     }
 
-    private static async Task<Outcome> Measure(string mode, string folder, int clients, int maxBatch, string[] prompts, Options options)
+    private static async Task<Outcome> Measure(string mode, string folder, int clients, int maxBatch, long prefixCache, string system, string[] prompts, Options options)
     {
         using var model = LoadedModel.Load(folder);
-        await using var server = await DllmServer.StartAsync(model, new ServerOptions { Host = "127.0.0.1", Port = 0, MaxBatch = maxBatch, MaxQueue = options.Requests + 16 });
+        await using var server = await DllmServer.StartAsync(model,
+            new ServerOptions { Host = "127.0.0.1", Port = 0, MaxBatch = maxBatch, MaxQueue = options.Requests + 16, PrefixCacheTokens = prefixCache });
         using var http = new HttpClient { BaseAddress = server.BaseAddress, Timeout = TimeSpan.FromMinutes(30) };
-        await Stream(http, prompts[0], options.MaxTokens);   // warm-up: first-call costs stay out of the figures
+        await Stream(http, "Once upon a time", options.MaxTokens);   // warm-up: first-call costs stay out of the figures (and share no prefix)
         var before = server.Scheduler.Stats;
 
         var latencies = new double[prompts.Length];
@@ -105,28 +114,37 @@ public static class ServeBenchmark
         long tokens = 0, forwards = 0;
         var next = -1;
         var clock = Stopwatch.StartNew();
+        // A client takes the next request; in a chat workload request i is turn i % T of conversation i / T, and a
+        // client keeps its conversation's history between the turns it takes.
+        var turns = Math.Max(1, options.ChatTurns);
         await Task.WhenAll(Enumerable.Range(0, clients).Select(async _ =>
         {
-            for (var i = Interlocked.Increment(ref next); i < prompts.Length; i = Interlocked.Increment(ref next))
-            {
-                var started = Stopwatch.GetTimestamp();
-                var (usage, first) = await Stream(http, prompts[i], options.MaxTokens);
-                latencies[i] = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-                firstToken[i] = Stopwatch.GetElapsedTime(started, first).TotalMilliseconds;
-                Interlocked.Add(ref tokens, (long)usage["completion_tokens"]!);
-                Interlocked.Add(ref forwards, (long)usage["forwards"]!);
-            }
+            var history = "";
+            for (var i = Interlocked.Add(ref next, turns) - turns + 1; i < prompts.Length; i = Interlocked.Add(ref next, turns) - turns + 1)
+                for (var turn = 0; turn < turns && i + turn < prompts.Length; turn++)
+                {
+                    if (turn == 0) history = system;
+                    var prompt = options.ChatTurns > 0 ? $"{history}\nUser: {prompts[i + turn]}\nAssistant:" : prompts[i + turn];
+                    var started = Stopwatch.GetTimestamp();
+                    var (usage, first, text) = await Stream(http, prompt, options.MaxTokens);
+                    latencies[i + turn] = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
+                    firstToken[i + turn] = Stopwatch.GetElapsedTime(started, first).TotalMilliseconds;
+                    Interlocked.Add(ref tokens, (long)usage["completion_tokens"]!);
+                    Interlocked.Add(ref forwards, (long)usage["forwards"]!);
+                    history = prompt + text;
+                }
         }));
         var seconds = clock.Elapsed.TotalSeconds;
         var after = server.Scheduler.Stats;
         // Sequences per decoding forward over this run alone: the counters since start, minus the warm-up's.
         var rows = after.MeanBatchSize * after.Forwards - before.MeanBatchSize * before.Forwards;
         var meanBatch = rows / Math.Max(1, after.Forwards - before.Forwards);
-        return new Outcome(mode, clients, maxBatch, prompts.Length, seconds, tokens, forwards, latencies, firstToken, meanBatch, after.LargestBatch);
+        return new Outcome(mode, clients, maxBatch, prefixCache, prompts.Length, seconds, tokens, forwards, latencies, firstToken, meanBatch, after.LargestBatch,
+            after.PrefixReusedTokens - before.PrefixReusedTokens, after.PrefixLookedUpTokens - before.PrefixLookedUpTokens);
     }
 
-    /// <summary>One streamed completion: its usage (the last chunk, asked for with include_usage) and when the first text arrived.</summary>
-    private static async Task<(JsonNode Usage, long FirstText)> Stream(HttpClient http, string prompt, int maxTokens)
+    /// <summary>One streamed completion: its usage (the last chunk, asked for with include_usage), when the first text arrived, and the text.</summary>
+    private static async Task<(JsonNode Usage, long FirstText, string Text)> Stream(HttpClient http, string prompt, int maxTokens)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, "/v1/completions")
         {
@@ -140,33 +158,38 @@ public static class ServeBenchmark
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
         long first = 0;
         JsonNode? usage = null;
+        var text = new System.Text.StringBuilder();
         while (await reader.ReadLineAsync() is { } line)
         {
             if (!line.StartsWith("data: ", StringComparison.Ordinal)) continue;
             var data = line["data: ".Length..];
             if (data == "[DONE]") break;
             var chunk = JsonNode.Parse(data)!;
-            if (first == 0 && chunk["choices"] is JsonArray { Count: > 0 } choices && choices[0]!["text"]?.GetValue<string>() is { Length: > 0 })
-                first = Stopwatch.GetTimestamp();
+            if (chunk["choices"] is JsonArray { Count: > 0 } choices && choices[0]!["text"]?.GetValue<string>() is { Length: > 0 } delta)
+            {
+                if (first == 0) first = Stopwatch.GetTimestamp();
+                text.Append(delta);
+            }
             if (chunk["usage"] is JsonObject u) usage = u;
         }
         if (usage is null) throw new InvalidOperationException("the stream ended without a usage chunk");
-        return (usage, first == 0 ? Stopwatch.GetTimestamp() : first);
+        return (usage, first == 0 ? Stopwatch.GetTimestamp() : first, text.ToString());
     }
 
     private static void Print(List<Outcome> outcomes)
     {
-        Console.WriteLine("| decoding | clients | --max-batch | requests/s | tokens/s | p50 / p95 / p99 latency | p50 / p95 time to first token | sequences per forward (largest) | tokens/forward |");
-        Console.WriteLine("|---|---:|---:|---:|---:|---|---|---|---:|");
+        Console.WriteLine("| decoding | clients | --max-batch | --prefix-cache-tokens | requests/s | tokens/s | p50 / p95 / p99 latency | p50 / p95 time to first token | sequences per forward (largest) | tokens/forward | prompt tokens reused |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---|---|---|---:|---:|");
         foreach (var o in outcomes)
         {
             var sorted = o.LatenciesMs.Order().ToArray();
             var first = o.FirstTokenMs.Order().ToArray();
-            Console.WriteLine($"| {o.Mode} | {o.Clients} | {o.MaxBatch} | {o.Requests / o.Seconds:F2} | {o.CompletionTokens / o.Seconds:F0} | " +
+            Console.WriteLine($"| {o.Mode} | {o.Clients} | {o.MaxBatch} | {o.PrefixCache} | {o.Requests / o.Seconds:F2} | {o.CompletionTokens / o.Seconds:F0} | " +
                               $"{Percentile(sorted, 50) / 1000:F2} / {Percentile(sorted, 95) / 1000:F2} / {Percentile(sorted, 99) / 1000:F2} s | " +
-                              $"{Percentile(first, 50) / 1000:F2} / {Percentile(first, 95) / 1000:F2} s | {o.MeanBatch:F1} ({o.LargestBatch}) | {(double)o.CompletionTokens / o.Forwards:F2} |");
+                              $"{Percentile(first, 50) / 1000:F2} / {Percentile(first, 95) / 1000:F2} s | {o.MeanBatch:F1} ({o.LargestBatch}) | {(double)o.CompletionTokens / o.Forwards:F2} | " +
+                              $"{(o.LookedUpTokens == 0 ? "-" : $"{(double)o.ReusedTokens / o.LookedUpTokens:P0}")} |");
         }
-        foreach (var group in outcomes.GroupBy(o => (o.Mode, o.Clients)))
+        foreach (var group in outcomes.Where(o => o.PrefixCache == outcomes[0].PrefixCache).GroupBy(o => (o.Mode, o.Clients)))
         {
             var one = group.FirstOrDefault(o => o.MaxBatch == 1);
             var many = group.Where(o => o.MaxBatch > 1).MaxBy(o => o.MaxBatch);
@@ -180,7 +203,8 @@ public static class ServeBenchmark
 
     private static Options Parse(string[] args)
     {
-        int requests = 200, maxTokens = 32, threads = 0;
+        int requests = 200, maxTokens = 32, threads = 0, chat = 0;
+        long[] prefixCaches = [new ServerOptions().PrefixCacheTokens];
         int[] clients = [16];
         string[] modes = ["ar", "diffusion"];
         int[] batches = [1, 16];
@@ -194,12 +218,15 @@ public static class ServeBenchmark
                 case "--threads": threads = int.Parse(args[++i]); break;
                 case "--modes": modes = args[++i].Split(','); break;
                 case "--batches": batches = args[++i].Split(',').Select(int.Parse).ToArray(); break;
+                case "--chat": chat = int.Parse(args[++i]); break;
+                case "--prefix-cache": prefixCaches = args[++i].Split(',').Select(long.Parse).ToArray(); break;
                 case "--quick": requests = 32; clients = [8]; maxTokens = 16; break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
         }
         if (modes.Any(m => m is not ("ar" or "diffusion"))) throw new ArgumentException("--modes takes ar, diffusion or both");
         if (clients.Any(c => c < 1)) throw new ArgumentException("--clients takes positive counts");
-        return new Options(requests, clients, maxTokens, threads, modes, batches);
+        if (chat < 0) throw new ArgumentException("--chat takes a number of turns (0 = single prompts)");
+        return new Options(requests, clients, maxTokens, threads, modes, batches, chat, prefixCaches);
     }
 }

@@ -45,6 +45,9 @@ internal static class ChatCommand
             output.WriteLine($"{loaded.Name}: {resolved.ToString().ToLowerInvariant()} decoding, {chat.Name} template. /reset, /exit.");
             var editing = SharedOptions.Editing(p, editingThreshold, maxPostSteps);
             var history = new List<ChatMessage>();
+            // Every turn's prompt is the last one plus a reply and a message: its history is prefilled once. Two contexts'
+            // worth holds the conversation and what a /reset left behind.
+            using var prefixes = new PrefixCache(2L * loaded.Model.Config.MaxPositionEmbeddings);
             if (p.GetValue(system) is { } s) history.Add(ChatMessage.System(s));
             while (!cancel.IsCancellationRequested)
             {
@@ -67,7 +70,7 @@ internal static class ChatCommand
                 GenerationResult result;
                 try
                 {
-                    result = live && resolved == DecodeMode.Diffusion ? LiveBlocks(loaded, request, cancel) : Stream(output, loaded, request, cancel);
+                    result = live && resolved == DecodeMode.Diffusion ? LiveBlocks(loaded, request, prefixes, cancel) : Stream(output, loaded, request, prefixes, cancel);
                 }
                 catch (DllmException e) when (e is not NonFiniteLogitsException)
                 {
@@ -85,10 +88,10 @@ internal static class ChatCommand
         return command;
     }
 
-    private static GenerationResult Stream(TextWriter output, LoadedModel model, GenerationRequest request, CancellationToken cancel)
+    private static GenerationResult Stream(TextWriter output, LoadedModel model, GenerationRequest request, PrefixCache prefixes, CancellationToken cancel)
     {
         GenerationResult? result = null;
-        foreach (var e in TextGeneration.Stream(model, [request], cancel))
+        foreach (var e in TextGeneration.Stream(model, [request], cancel, prefixes))
         {
             output.Write(e.Delta);
             output.Flush();
@@ -98,14 +101,14 @@ internal static class ChatCommand
     }
 
     /// <summary>Redraws the reply after every step: decided tokens as text, still-masked slots of the block as ░.</summary>
-    private static GenerationResult LiveBlocks(LoadedModel model, GenerationRequest request, CancellationToken cancel)
+    private static GenerationResult LiveBlocks(LoadedModel model, GenerationRequest request, PrefixCache prefixes, CancellationToken cancel)
     {
         GenerationResult? result = null;
         var tokens = new SortedDictionary<int, int>();
         var text = new Markup("");
         AnsiConsole.Live(text).AutoClear(false).Start(ctx =>
         {
-            foreach (var e in TextGeneration.Stream(model, [request], cancel))
+            foreach (var e in TextGeneration.Stream(model, [request], cancel, prefixes))
             {
                 foreach (var u in e.Step.Updates)
                     for (var i = 0; i < u.Positions.Length; i++) tokens[u.Positions[i]] = u.Tokens[i];

@@ -15,6 +15,12 @@ internal static class ServeCommand
         var port = new Option<int>("--port") { Description = "TCP port (0 = pick a free one and print it)", DefaultValueFactory = _ => 8000 };
         var maxBatch = new Option<int>("--max-batch") { Description = "Most requests decoded together in one batch (1 = one at a time)", DefaultValueFactory = _ => 8 };
         var maxQueue = new Option<int>("--max-queue") { Description = "Most requests waiting for the model; more get HTTP 429", DefaultValueFactory = _ => 64 };
+        var prefixCache = new Option<long>("--prefix-cache-tokens")
+        {
+            Description = "Prompt tokens whose keys and values are kept, so a prompt that starts like an earlier one (a system prompt, " +
+                          "a chat history) prefills only what is new; least recently used first out; 0 = off",
+            DefaultValueFactory = _ => new ServerOptions().PrefixCacheTokens,
+        };
         var template = new Option<string?>("--template") { Description = $"Chat template: {string.Join(", ", ChatTemplate.Names)} (default: recognised from tokenizer_config.json, else plain)" };
         var modelId = new Option<string?>("--model-id") { Description = "The model name clients send (default: the model folder's name; 'default' is always accepted too)" };
         var drain = new Option<double>("--drain-timeout") { Description = "Seconds Ctrl-C/SIGTERM waits for in-flight requests before cancelling them", DefaultValueFactory = _ => 30 };
@@ -34,11 +40,11 @@ internal static class ServeCommand
             "token by token. Extra request fields: top_k, and for diffusion block_size, threshold, max_steps_per_block, " +
             "editing_threshold and max_post_steps (LLaDA2.1 token editing); " +
             "usage also reports forwards and tokens_per_forward. Concurrent requests with the same decoding settings are " +
-            "batched (up to --max-batch) on one decode thread. Ctrl-C drains: in-flight requests finish first. " +
+            "batched (up to --max-batch) on one decode thread; prompts that share a prefix prefill it once (--prefix-cache-tokens). Ctrl-C drains: in-flight requests finish first. " +
             "Example: dllm serve -m ./my-dllm --port 8000, then curl http://127.0.0.1:8000/v1/chat/completions " +
             "-H 'Content-Type: application/json' -d '{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}'")
         {
-            model, host, port, maxBatch, maxQueue, bodyLimit, template, modelId, drain, threads, verbose, device, dtype,
+            model, host, port, maxBatch, maxQueue, prefixCache, bodyLimit, template, modelId, drain, threads, verbose, device, dtype,
         };
         // A synchronous action: the web host owns Ctrl-C/SIGTERM and drains within --drain-timeout, which
         // the CLI's own termination handling (a short fixed grace period for async actions) would cut short.
@@ -50,6 +56,7 @@ internal static class ServeCommand
                 Port = p.GetValue(port),
                 MaxBatch = p.GetValue(maxBatch),
                 MaxQueue = p.GetValue(maxQueue),
+                PrefixCacheTokens = p.GetValue(prefixCache),
                 DrainTimeout = TimeSpan.FromSeconds(p.GetValue(drain)),
                 MaxRequestBodyBytes = p.GetValue(bodyLimit),
                 ModelId = p.GetValue(modelId),

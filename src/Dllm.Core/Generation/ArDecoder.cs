@@ -43,10 +43,14 @@ public sealed class ArDecodeSession : DecodeSession
     private List<Row> _rows = [];
     private readonly Device _device;
 
+    private readonly PrefixCache? _prefixes;
+
+    /// <param name="prefixes">Where joining prompts look for keys and values of a prefix an earlier prompt prefilled (and leave theirs); null: none.</param>
     public ArDecodeSession(CausalLM model, IReadOnlyList<int> stopTokenIds,
-        Func<int, IReadOnlyList<int>, bool>? stopWhen = null, DecodeProfile? profile = null)
+        Func<int, IReadOnlyList<int>, bool>? stopWhen = null, DecodeProfile? profile = null, PrefixCache? prefixes = null)
         : base(model, stopTokenIds, stopWhen, profile)
     {
+        _prefixes = prefixes;
         _device = model.Placement.Device;
         _cache = new KvCache(model.Config.NumLayers);
         _valid = zeros(0, 0, dtype: ScalarType.Bool, device: _device).DetachFromDisposeScope();
@@ -118,8 +122,11 @@ public sealed class ArDecodeSession : DecodeSession
         using var scope = NewDisposeScope();
         var p = j.Prompt.Length;
         using var side = new KvCache(Model.Config.NumLayers, p);
-        var tokens = tensor(j.Prompt.Select(t => (long)t).ToArray(), device: _device).unsqueeze(0);
-        var logits = DecodeProfile.Prefill(Profile, () => Model.Forward(tokens, arange(p, device: _device).unsqueeze(0), null, side, logitsForLast: 1)).squeeze(1);
+        // AR attention is block-causal with block 1. The last prompt token always runs: its logits are the first pick.
+        var reused = _prefixes?.Load(j.Prompt, p - 1, 1, side) ?? 0;
+        var tokens = tensor(j.Prompt[reused..].Select(t => (long)t).ToArray(), device: _device).unsqueeze(0);
+        var logits = DecodeProfile.Prefill(Profile, () => Model.Forward(tokens, arange(reused, p, device: _device).unsqueeze(0), null, side, logitsForLast: 1)).squeeze(1);
+        _prefixes?.Store(j.Prompt, p, 1, side);
         var width = Math.Max(_cache.Length, p);
         _cache.AppendRows(_rows.Count, side, 1);
         Replace(ref _valid, cat([PadLeft(_valid, width), PadLeft(ones(1, p, dtype: ScalarType.Bool, device: _device), width)], 0));

@@ -185,15 +185,16 @@ public sealed class BlockDecodeSession : DecodeSession
     private bool _inBlock;
     private int _step;
 
+    /// <param name="prefixes">Where joining prompts look for keys and values of a prefix an earlier prompt prefilled (and leave theirs); null: none.</param>
     public BlockDecodeSession(CausalLM model, BlockDecodeOptions block, int maskTokenId, IReadOnlyList<int> stopTokenIds,
-        Func<int, IReadOnlyList<int>, bool>? stopWhen = null, DecodeProfile? profile = null)
+        Func<int, IReadOnlyList<int>, bool>? stopWhen = null, DecodeProfile? profile = null, PrefixCache? prefixes = null)
         : base(model, stopTokenIds, stopWhen, profile)
     {
         _labels = model.Config.Labels;
         block.ValidateFor(_labels);
         _block = block;
         _maskTokenId = maskTokenId;
-        _forward = BlockForward.Create(model, block.BlockSize, _labels, block.UseCache, profile);
+        _forward = BlockForward.Create(model, block.BlockSize, _labels, block.UseCache, profile, prefixes);
         _credit = block.Credit is { } c ? new CreditLedger(c) : null;
     }
 

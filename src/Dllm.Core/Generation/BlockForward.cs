@@ -31,8 +31,8 @@ internal abstract class BlockForward : IDisposable
     protected BlockForward(CausalLM model, int blockSize, LabelPosition labels, DecodeProfile? profile) =>
         (Model, B, Shifted, Device, Profile) = (model, blockSize, labels == LabelPosition.Shift, model.Placement.Device, profile);
 
-    public static BlockForward Create(CausalLM model, int blockSize, LabelPosition labels, bool cached, DecodeProfile? profile) =>
-        cached ? new CachedBlockForward(model, blockSize, labels, profile) : new RecomputedBlockForward(model, blockSize, labels, profile);
+    public static BlockForward Create(CausalLM model, int blockSize, LabelPosition labels, bool cached, DecodeProfile? profile, PrefixCache? prefixes = null) =>
+        cached ? new CachedBlockForward(model, blockSize, labels, profile, prefixes) : new RecomputedBlockForward(model, blockSize, labels, profile);
 
     public int Rows => WindowStart.Count;
 
@@ -127,8 +127,11 @@ internal sealed class CachedBlockForward : BlockForward
     private Tensor? _slotZero;                  // shifted labels: [R, 1, H] the output that predicts slot 0 of the current window
     private (Tensor Positions, Tensor Mask)? _step;   // the current block's later steps
 
-    public CachedBlockForward(CausalLM model, int blockSize, LabelPosition labels, DecodeProfile? profile) : base(model, blockSize, labels, profile)
+    private readonly PrefixCache? _prefixes;
+
+    public CachedBlockForward(CausalLM model, int blockSize, LabelPosition labels, DecodeProfile? profile, PrefixCache? prefixes) : base(model, blockSize, labels, profile)
     {
+        _prefixes = prefixes;
         _cache = new KvCache(model.Config.NumLayers);
         _keyValid = zeros(0, 0, dtype: ScalarType.Bool, device: Device).DetachFromDisposeScope();
     }
@@ -140,13 +143,17 @@ internal sealed class CachedBlockForward : BlockForward
         var prefix = Math.Max(0, n - B);
         using var scope = NewDisposeScope();
         using var side = new KvCache(Model.Config.NumLayers, prefix);
-        if (prefix > 0)
+        // Whole chunks of the prefix another prompt already prefilled come from the prefix cache; the rest is prefilled
+        // after them, and then offered to the cache in turn.
+        var reused = prefix > 0 ? _prefixes?.Load(fullBlocks, prefix, B, side) ?? 0 : 0;
+        if (prefix > reused)
         {
             using var noGrad = no_grad();
-            var tokens = tensor(fullBlocks.Take(prefix).Select(t => (long)t).ToArray(), device: Device).unsqueeze(0);
-            var positions = arange(prefix, device: Device).unsqueeze(0);
-            var mask = AttentionMasks.BlockCausal(positions, positions, B);
+            var tokens = tensor(fullBlocks.Skip(reused).Take(prefix - reused).Select(t => (long)t).ToArray(), device: Device).unsqueeze(0);
+            var positions = arange(reused, prefix, device: Device).unsqueeze(0);
+            var mask = AttentionMasks.BlockCausal(positions, arange(prefix, device: Device).unsqueeze(0), B);
             DecodeProfile.Prefill(Profile, () => Model.Hidden(Model.Embed(tokens), positions, mask, side));
+            _prefixes?.Store(fullBlocks, prefix, B, side);
         }
         var width = Math.Max(_cache.Length, prefix);
         _cache.AppendRows(Rows, side, 1);

@@ -22,14 +22,16 @@ public static class TextGeneration
 
     /// <summary>
     /// Decodes all requests together and streams events. Token limits, sampling and stop strings are per
-    /// request; the decode mode, block settings and stop-token ids are the first request's.
+    /// request; the decode mode, block settings and stop-token ids are the first request's. <paramref name="prefixes"/>
+    /// lets prompts reuse the prefill of a prefix an earlier call saw (a chat's history).
     /// </summary>
-    public static IEnumerable<GenerationEvent> Stream(LoadedModel model, IReadOnlyList<GenerationRequest> requests, CancellationToken cancel = default)
+    public static IEnumerable<GenerationEvent> Stream(LoadedModel model, IReadOnlyList<GenerationRequest> requests, CancellationToken cancel = default,
+        PrefixCache? prefixes = null)
     {
         if (requests.Count == 0) yield break;
         var first = requests[0];
         using var session = new TextGenerationSession(model, ResolveMode(model, first.Mode), first.Block,
-            first.Options.StopTokenIds.Count > 0 ? first.Options.StopTokenIds : null);
+            first.Options.StopTokenIds.Count > 0 ? first.Options.StopTokenIds : null, prefixes);
         foreach (var r in requests) session.Add(r);
         while (session.Step(cancel) is { } step)
             foreach (var e in step.Events) yield return e;

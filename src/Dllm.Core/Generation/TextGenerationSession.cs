@@ -18,7 +18,9 @@ public sealed class TextGenerationSession : IGenerationSession
     private readonly Dictionary<int, Sequence> _live = [];
 
     /// <param name="stopTokenIds">Token ids that end a sequence; null: the checkpoint's.</param>
-    public TextGenerationSession(LoadedModel model, DecodeMode mode, BlockDecodeOptions? block = null, IReadOnlyList<int>? stopTokenIds = null)
+    /// <param name="prefixes">Keys and values of prompt prefixes shared with other sessions of this model (a server's, a chat's turns); null: none.</param>
+    public TextGenerationSession(LoadedModel model, DecodeMode mode, BlockDecodeOptions? block = null, IReadOnlyList<int>? stopTokenIds = null,
+        PrefixCache? prefixes = null)
     {
         _model = model;
         Mode = TextGeneration.ResolveMode(model, mode);
@@ -26,8 +28,8 @@ public sealed class TextGenerationSession : IGenerationSession
         _stopIds = stops.ToHashSet();
         bool StopWhen(int seq, IReadOnlyList<int> generated) => _live[seq].Text.StopsAt(generated);
         _decoder = Mode == DecodeMode.Ar
-            ? new ArDecodeSession(model.Model, stops, StopWhen)
-            : new BlockDecodeSession(model.Model, TextGeneration.ResolveBlock(model, block), model.MaskTokenId!.Value, stops, StopWhen);
+            ? new ArDecodeSession(model.Model, stops, StopWhen, prefixes: prefixes)
+            : new BlockDecodeSession(model.Model, TextGeneration.ResolveBlock(model, block), model.MaskTokenId!.Value, stops, StopWhen, prefixes: prefixes);
     }
 
     public DecodeMode Mode { get; }

@@ -45,6 +45,52 @@ public sealed class KvCache : IDisposable
     /// <summary>Makes the first <paramref name="count"/> positions of the last forward permanent.</summary>
     internal void Commit(long count) => Length += count;
 
+    /// <summary>
+    /// An empty cache takes one row made of consecutive chunks (per layer keys and values [H_kv, C, D], as
+    /// <see cref="Slice"/> gives them), which become its committed positions.
+    /// </summary>
+    internal void Load(IReadOnlyList<(Tensor[] Keys, Tensor[] Values)> chunks)
+    {
+        if (Length != 0 || _keys.Any(k => k is not null)) throw new InvalidOperationException("only an empty cache loads a prefix");
+        var length = chunks.Sum(c => c.Keys[0].shape[1]);
+        _capacity = Math.Max(_capacity, length);
+        using var noGrad = no_grad();
+        for (var i = 0; i < _keys.Length; i++)
+        {
+            var like = chunks[0].Keys[i];
+            long[] shape = [1, like.shape[0], _capacity, like.shape[2]];
+            var k = empty(shape, dtype: like.dtype, device: like.device).DetachFromDisposeScope();
+            var v = empty(shape, dtype: like.dtype, device: like.device).DetachFromDisposeScope();
+            long at = 0;
+            foreach (var (keys, values) in chunks)
+            {
+                var c = keys[i].shape[1];
+                k[0].narrow(1, at, c).copy_(keys[i]);
+                v[0].narrow(1, at, c).copy_(values[i]);
+                at += c;
+            }
+            Replace(ref _keys[i], k);
+            Replace(ref _values[i], v);
+        }
+        Length = length;
+    }
+
+    /// <summary>Copies of row 0's committed positions [start, start + count): per layer keys and values [H_kv, count, D].</summary>
+    internal (Tensor[] Keys, Tensor[] Values) Slice(long start, long count)
+    {
+        if (start < 0 || count <= 0 || start + count > Length) throw new ArgumentOutOfRangeException(nameof(count));
+        using var noGrad = no_grad();
+        var keys = new Tensor[_keys.Length];
+        var values = new Tensor[_keys.Length];
+        for (var i = 0; i < _keys.Length; i++)
+        {
+            using var scope = NewDisposeScope();
+            keys[i] = _keys[i]![0].narrow(1, start, count).clone().DetachFromDisposeScope();
+            values[i] = _values[i]![0].narrow(1, start, count).clone().DetachFromDisposeScope();
+        }
+        return (keys, values);
+    }
+
     /// <summary>Keeps only the given batch rows (sequences that finished leave the batch).</summary>
     public void KeepRows(long[] rows)
     {

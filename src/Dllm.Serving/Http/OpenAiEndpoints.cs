@@ -87,6 +87,13 @@ internal sealed class OpenAiEndpoints(ServedModel served, GenerationScheduler sc
             ["forwards"] = s.Forwards,
             ["mean_batch_size"] = Math.Round(s.MeanBatchSize, 3),
             ["mean_batch_size_last_minute"] = Math.Round(s.MeanBatchSizeLastMinute, 3),
+            ["prefix_cache"] = new JsonObject
+            {
+                ["capacity_tokens"] = scheduler.Options.PrefixCacheTokens,
+                ["stored_tokens"] = s.PrefixStoredTokens,
+                ["reused_tokens"] = s.PrefixReusedTokens,
+                ["looked_up_tokens"] = s.PrefixLookedUpTokens,
+            },
         };
     }
 

@@ -25,6 +25,7 @@ public sealed class GenerationScheduler : IAsyncDisposable, IDisposable
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _hardStop = new();
     private readonly BatchSizeMeter _meter = new();
+    private readonly PrefixCache _prefixes;   // the decode thread's; disposed when it ends
     private RunningBatch? _batch;              // the decode thread's own
     private bool _closing;
     private int _disposed;
@@ -37,7 +38,8 @@ public sealed class GenerationScheduler : IAsyncDisposable, IDisposable
         Model = model;
         Options = options ?? new SchedulerOptions();
         Options.Validate();
-        _decode = decoder ?? BatchDecoders.For(model);
+        _prefixes = new PrefixCache(Options.PrefixCacheTokens);
+        _decode = decoder ?? BatchDecoders.For(model, _prefixes);
         _log = logger ?? NullLogger.Instance;
         _worker = new Thread(Work) { IsBackground = true, Name = "dllm-decode" };
         _worker.Start();
@@ -64,7 +66,8 @@ public sealed class GenerationScheduler : IAsyncDisposable, IDisposable
         {
             lock (_gate)
                 return new SchedulerStats(_queue.Count, _running, _batches, _largestBatch, _completed, _cancelled, _failed, _rejected,
-                    _meter.Forwards, _meter.Mean, _meter.MeanLastMinute(Environment.TickCount64 / 1000));
+                    _meter.Forwards, _meter.Mean, _meter.MeanLastMinute(Environment.TickCount64 / 1000),
+                    _prefixes.StoredTokens, _prefixes.ReusedTokens, _prefixes.LookedUpTokens);
         }
     }
 
@@ -149,6 +152,7 @@ public sealed class GenerationScheduler : IAsyncDisposable, IDisposable
                 foreach (var g in joining) Join(g);
                 StepBatch();
             }
+            _prefixes.Dispose();
             _stopped.TrySetResult();
         }
         catch (Exception e)
@@ -162,6 +166,7 @@ public sealed class GenerationScheduler : IAsyncDisposable, IDisposable
                 _queue.Clear();
             }
             EndBatch(e);
+            _prefixes.Dispose();
             _stopped.TrySetException(e);
         }
     }

@@ -7,7 +7,8 @@ namespace Dllm.Serving.Scheduling;
 /// counts the requests in the running batch (decoding or about to join it), <see cref="Batches"/> the running batches
 /// started (a batch lives while requests keep it busy), <see cref="LargestBatch"/> the most sequences one decoding
 /// forward served, <see cref="Forwards"/> all decoding forwards, and <see cref="MeanBatchSize"/> sequences per
-/// decoding forward since start and over the last minute (0 when no forward ran).
+/// decoding forward since start and over the last minute (0 when no forward ran). The prefix cache's counters: tokens
+/// stored now, prompt tokens taken from it instead of prefilled, and prompt tokens looked up (see <see cref="Dllm.Models.PrefixCache"/>).
 /// </summary>
 public sealed record SchedulerStats(
     int Queued,
@@ -20,7 +21,10 @@ public sealed record SchedulerStats(
     long Rejected,
     long Forwards = 0,
     double MeanBatchSize = 0,
-    double MeanBatchSizeLastMinute = 0);
+    double MeanBatchSizeLastMinute = 0,
+    long PrefixStoredTokens = 0,
+    long PrefixReusedTokens = 0,
+    long PrefixLookedUpTokens = 0);
 
 /// <summary>
 /// What one running batch did from its start until it emptied: how many sequences went through it, the decoding

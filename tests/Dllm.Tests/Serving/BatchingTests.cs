@@ -69,6 +69,35 @@ public class BatchingTests(ServingFixture fixture)
         Assert.InRange((double)health["mean_batch_size_last_minute"]!, 1.0001, 2);
     }
 
+    [Theory]
+    [InlineData(DecodeMode.Ar)]
+    [InlineData(DecodeMode.Diffusion)]
+    public async Task RequestsSharingASystemPromptPrefillItOnceAndAnswerAsWithoutTheCache(DecodeMode mode)
+    {
+        string[] questions = ["hello", "Tell me a story", "What is 2+2?"];
+        async Task<(List<string> Texts, JsonNode Health)> Ask(long prefixTokens)
+        {
+            await using var server = await TestServer.StartAsync(fixture.Folder(mode), new ServerOptions { PrefixCacheTokens = prefixTokens });
+            // A system prompt of about 48 tokens (three chunks of 16), well inside the test model's context.
+            var system = "";
+            for (var i = 0; server.Model.Tokenizer.Encode(system, addSpecialTokens: true).Count < 48; i++) system += $"rule {i}. ";
+            var texts = new List<string>();
+            foreach (var q in questions) texts.Add(await Complete(server, $"{system} {q}", 6));
+            return (texts, await Wire.GetJsonAsync(server.Http, "/health"));
+        }
+
+        var (cached, health) = await Ask(4096);
+        var (plain, off) = await Ask(0);
+        Assert.Equal(plain, cached);
+        var prefix = health["prefix_cache"]!;
+        Assert.Equal(4096, (long)prefix["capacity_tokens"]!);
+        // The first request stores the system prompt's whole chunks; the two after it take them (at least 16 tokens each).
+        Assert.InRange((long)prefix["reused_tokens"]!, 32, (long)prefix["looked_up_tokens"]!);
+        Assert.True((long)prefix["stored_tokens"]! >= 16);
+        Assert.Equal(0, (long)off["prefix_cache"]!["reused_tokens"]!);
+        Assert.Equal(0, (long)off["prefix_cache"]!["stored_tokens"]!);
+    }
+
     private static async Task<string> Complete(TestServer server, string prompt, int maxTokens)
     {
         var (status, body) = await Wire.PostAsync(server.Http, "/v1/completions",
