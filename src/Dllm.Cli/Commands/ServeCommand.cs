@@ -21,6 +21,12 @@ internal static class ServeCommand
                           "a chat history) prefills only what is new; least recently used first out; 0 = off",
             DefaultValueFactory = _ => new ServerOptions().PrefixCacheTokens,
         };
+        var prefillChunk = new Option<int>("--prefill-chunk")
+        {
+            Description = "While requests decode, a joining prompt is prefilled at most this many tokens per step (block decoding: whole " +
+                          "blocks), so a long prompt delays the others' steps by a chunk instead of its whole prefill; 0 = at once",
+            DefaultValueFactory = _ => new ServerOptions().PrefillChunk,
+        };
         var template = new Option<string?>("--template") { Description = $"Chat template: {string.Join(", ", ChatTemplate.Names)} (default: recognised from tokenizer_config.json, else plain)" };
         var modelId = new Option<string?>("--model-id") { Description = "The model name clients send (default: the model folder's name; 'default' is always accepted too)" };
         var drain = new Option<double>("--drain-timeout") { Description = "Seconds Ctrl-C/SIGTERM waits for in-flight requests before cancelling them", DefaultValueFactory = _ => 30 };
@@ -44,7 +50,7 @@ internal static class ServeCommand
             "Example: dllm serve -m ./my-dllm --port 8000, then curl http://127.0.0.1:8000/v1/chat/completions " +
             "-H 'Content-Type: application/json' -d '{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}'")
         {
-            model, host, port, maxBatch, maxQueue, prefixCache, bodyLimit, template, modelId, drain, threads, verbose, device, dtype,
+            model, host, port, maxBatch, maxQueue, prefixCache, prefillChunk, bodyLimit, template, modelId, drain, threads, verbose, device, dtype,
         };
         // A synchronous action: the web host owns Ctrl-C/SIGTERM and drains within --drain-timeout, which
         // the CLI's own termination handling (a short fixed grace period for async actions) would cut short.
@@ -57,6 +63,7 @@ internal static class ServeCommand
                 MaxBatch = p.GetValue(maxBatch),
                 MaxQueue = p.GetValue(maxQueue),
                 PrefixCacheTokens = p.GetValue(prefixCache),
+                PrefillChunk = p.GetValue(prefillChunk),
                 DrainTimeout = TimeSpan.FromSeconds(p.GetValue(drain)),
                 MaxRequestBodyBytes = p.GetValue(bodyLimit),
                 ModelId = p.GetValue(modelId),

@@ -41,6 +41,7 @@ public sealed class ArDecodeSession : DecodeSession
     private Tensor _valid;                  // [R, cache length]: false where a row has no key
     private Tensor? _logits;                // [R, V]: next-token logits of every row
     private List<Row> _rows = [];
+    private readonly Dictionary<int, PromptPrefill> _joining = [];   // by sequence: waiting prompts whose prefill has started
     private readonly Device _device;
 
     private readonly PrefixCache? _prefixes;
@@ -67,10 +68,16 @@ public sealed class ArDecodeSession : DecodeSession
         var leave = new List<int>();
         TakeCancelled(_rows.Select(r => (r.Sequence, r.Generated.Count)).ToList(), updates, leave);
         if (leave.Count > 0) Keep(Enumerable.Range(0, _rows.Count).Except(leave).ToList());
+        foreach (var gone in _joining.Keys.Except(WaitingJoiners.Select(j => j.Sequence)).ToList())
+        {
+            _joining[gone].Dispose();   // cancelled while its prompt was being prefilled
+            _joining.Remove(gone);
+        }
         using var noGrad = no_grad();
         if (_rows.Count > 0 && _logits is null) FeedLastTokens();
-        foreach (var j in TakeWaiting()) Join(j);
-        if (_rows.Count == 0) return updates.Count > 0 ? new DecodeStep(Forwards, updates) : null;
+        var prefilled = SpendPrefillBudget(_rows.Count > 0, (j, budget) => Prefill(j, budget));
+        foreach (var j in WaitingJoiners.Where(j => Pending(j).Ready).ToList()) Join(j);
+        if (_rows.Count == 0) return updates.Count > 0 || prefilled > 0 ? new DecodeStep(Forwards, updates, Prefilled: prefilled) : null;
 
         int[] tokens;
         float[] confidences;
@@ -101,7 +108,7 @@ public sealed class ArDecodeSession : DecodeSession
             updates.Add(new SequenceUpdate(r.Sequence, [position], [tokens[i]], [confidences[i]], finish, length));
         }
         Keep(keep);
-        return new DecodeStep(Forwards, updates, first, 1, rows);
+        return new DecodeStep(Forwards, updates, first, 1, rows, prefilled);
     }
 
     /// <summary>One forward over every row's last sampled token: the next logits.</summary>
@@ -117,23 +124,69 @@ public sealed class ArDecodeSession : DecodeSession
         _logits = logits.DetachFromDisposeScope();
     }
 
+    /// <summary>The joiner's prompt on its way in (started on first sight: the prefix cache may already hold some of it).</summary>
+    private PromptPrefill Pending(Joiner j)
+    {
+        if (_joining.TryGetValue(j.Sequence, out var pending)) return pending;
+        var side = new KvCache(Model.Config.NumLayers, j.Prompt.Length);
+        // AR attention is block-causal with block 1. The last prompt token always runs: its logits are the first pick.
+        var reused = _prefixes?.Load(j.Prompt, j.Prompt.Length - 1, 1, side) ?? 0;
+        return _joining[j.Sequence] = new PromptPrefill(side) { Done = reused };
+    }
+
+    /// <summary>Prefills up to <paramref name="maxTokens"/> more of the joiner's prompt (0: the rest); the last chunk keeps the next-token logits.</summary>
+    private int Prefill(Joiner j, int maxTokens)
+    {
+        var pending = Pending(j);
+        var p = j.Prompt.Length;
+        if (pending.Done >= p) return 0;
+        var (from, to) = (pending.Done, maxTokens <= 0 ? p : Math.Min(p, pending.Done + maxTokens));
+        using var scope = NewDisposeScope();
+        var tokens = tensor(j.Prompt[from..to].Select(t => (long)t).ToArray(), device: _device).unsqueeze(0);
+        var positions = arange(from, to, device: _device).unsqueeze(0);
+        if (to < p)
+            DecodeProfile.Prefill(Profile, () => Model.Hidden(Model.Embed(tokens), positions, null, pending.Side));
+        else
+        {
+            var logits = DecodeProfile.Prefill(Profile, () => Model.Forward(tokens, positions, null, pending.Side, logitsForLast: 1)).squeeze(1);
+            pending.Logits = logits.DetachFromDisposeScope();
+            _prefixes?.Store(j.Prompt, p, 1, pending.Side);
+        }
+        pending.Done = to;
+        return to - from;
+    }
+
     private void Join(Joiner j)
     {
         using var scope = NewDisposeScope();
+        var pending = _joining[j.Sequence];
+        _joining.Remove(j.Sequence);
+        Admit(j);
         var p = j.Prompt.Length;
-        using var side = new KvCache(Model.Config.NumLayers, p);
-        // AR attention is block-causal with block 1. The last prompt token always runs: its logits are the first pick.
-        var reused = _prefixes?.Load(j.Prompt, p - 1, 1, side) ?? 0;
-        var tokens = tensor(j.Prompt[reused..].Select(t => (long)t).ToArray(), device: _device).unsqueeze(0);
-        var logits = DecodeProfile.Prefill(Profile, () => Model.Forward(tokens, arange(reused, p, device: _device).unsqueeze(0), null, side, logitsForLast: 1)).squeeze(1);
-        _prefixes?.Store(j.Prompt, p, 1, side);
         var width = Math.Max(_cache.Length, p);
-        _cache.AppendRows(_rows.Count, side, 1);
+        _cache.AppendRows(_rows.Count, pending.Side, 1);
         Replace(ref _valid, cat([PadLeft(_valid, width), PadLeft(ones(1, p, dtype: ScalarType.Bool, device: _device), width)], 0));
-        var all = _logits is null ? logits : cat([_logits, logits], 0);
+        var logits = pending.Logits!;
+        var all = _logits is null ? logits.alias() : cat([_logits, logits], 0);
         _logits?.Dispose();
         _logits = all.DetachFromDisposeScope();
+        pending.Dispose();
         _rows.Add(new Row(j.Sequence, p, j.Options.MaxNewTokens, j.Options.Sampling, Sampler.NewGenerator(j.Options.Sampling.Seed)));
+    }
+
+    /// <summary>A prompt being prefilled on its own cache before it joins; <see cref="Logits"/> once all of it is.</summary>
+    private sealed class PromptPrefill(KvCache side) : IDisposable
+    {
+        public KvCache Side { get; } = side;
+        public int Done { get; set; }
+        public Tensor? Logits { get; set; }
+        public bool Ready => Logits is not null;
+
+        public void Dispose()
+        {
+            Side.Dispose();
+            Logits?.Dispose();
+        }
     }
 
     private static Tensor PadLeft(Tensor valid, long width) =>
@@ -174,6 +227,8 @@ public sealed class ArDecodeSession : DecodeSession
 
     public override void Dispose()
     {
+        foreach (var pending in _joining.Values) pending.Dispose();
+        _joining.Clear();
         _valid.Dispose();
         _logits?.Dispose();
         _cache.Dispose();

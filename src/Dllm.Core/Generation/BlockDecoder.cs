@@ -168,8 +168,9 @@ public static class BlockDecoder
 }
 
 /// <summary>
-/// Block decoding as a <see cref="DecodeSession"/>: sequences join at block boundaries (their prompts are prefilled
-/// as they join) and leave when their block ends them, or at once when cancelled. All rows decode their current
+/// Block decoding as a <see cref="DecodeSession"/>: sequences join at block boundaries once their prompts are
+/// prefilled (at once, or a chunk per step while others decode: <see cref="DecodeSession.PrefillChunk"/>) and leave
+/// when their block ends them, or at once when cancelled. All rows decode their current
 /// block in lockstep: a row whose block is decided waits (its window still goes through the shared forward, but it
 /// draws nothing) until every row's block is, then the block ends for all. So a waiting request waits at most one
 /// block's steps.
@@ -182,6 +183,7 @@ public sealed class BlockDecodeSession : DecodeSession
     private readonly BlockForward _forward;
     private readonly CreditLedger? _credit;
     private List<BlockDecoder.Row> _rows = [];
+    private readonly Dictionary<int, PendingJoin> _joining = [];   // by sequence: waiting prompts whose prefill has started
     private bool _inBlock;
     private int _step;
 
@@ -215,12 +217,18 @@ public sealed class BlockDecodeSession : DecodeSession
         var leave = new List<int>();
         TakeCancelled(_rows.Select(r => (r.Sequence, r.Generated.Count)).ToList(), updates, leave);
         if (leave.Count > 0) Keep(Enumerable.Range(0, _rows.Count).Except(leave).ToList());
+        foreach (var gone in _joining.Keys.Except(WaitingJoiners.Select(j => j.Sequence)).ToList())
+        {
+            _joining[gone].Dispose();   // cancelled while its prompt was being prefilled
+            _joining.Remove(gone);
+        }
+        var prefilled = SpendPrefillBudget(_rows.Count > 0, (j, budget) => _forward.Prefill(Pending(j), budget));
         while (true)
         {
             if (!_inBlock)
             {
-                foreach (var j in TakeWaiting()) Join(j);
-                if (_rows.Count == 0) return updates.Count > 0 ? new DecodeStep(Forwards, updates, 0, b) : null;
+                foreach (var j in WaitingJoiners.Where(j => Pending(j).Ready).ToList()) Join(j);
+                if (_rows.Count == 0) return updates.Count > 0 || prefilled > 0 ? new DecodeStep(Forwards, updates, 0, b, 0, prefilled) : null;
                 foreach (var r in _rows) r.StartBlock(b, _maskTokenId);
                 _credit?.StartBlock();
                 (_inBlock, _step) = (true, 0);
@@ -232,7 +240,7 @@ public sealed class BlockDecodeSession : DecodeSession
             if (drawing.Length == 0)
             {
                 EndBlock(updates);
-                if (updates.Count > 0) return new DecodeStep(Forwards, updates, Math.Max(0, (_rows.FirstOrDefault()?.Generated.Count ?? b) - b), b);
+                if (updates.Count > 0) return new DecodeStep(Forwards, updates, Math.Max(0, (_rows.FirstOrDefault()?.Generated.Count ?? b) - b), b, 0, prefilled);
                 continue;
             }
             var (tokens, confidence) = Predict(drawing);
@@ -252,15 +260,24 @@ public sealed class BlockDecodeSession : DecodeSession
                     slots.Select(s => tokens[k * b + s]).ToArray(), slots.Select(s => confidence[k * b + s]).ToArray()));
             }
             _step++;
-            return new DecodeStep(Forwards, updates, _rows[0].Generated.Count, b - _rows[0].FixedSlots, _rows.Count);
+            return new DecodeStep(Forwards, updates, _rows[0].Generated.Count, b - _rows[0].FixedSlots, _rows.Count, prefilled);
         }
+    }
+
+    /// <summary>The joiner's prompt on its way in (started on first sight: the prefix cache may already hold some of it).</summary>
+    private PendingJoin Pending(Joiner j)
+    {
+        if (!_joining.TryGetValue(j.Sequence, out var pending))
+            _joining[j.Sequence] = pending = _forward.StartJoin(j.Prompt[..(j.Prompt.Length / _block.BlockSize * _block.BlockSize)]);
+        return pending;
     }
 
     private void Join(Joiner j)
     {
-        var b = _block.BlockSize;
-        var full = j.Prompt.Length / b * b;
-        _forward.Join(j.Prompt[..full]);
+        var full = j.Prompt.Length / _block.BlockSize * _block.BlockSize;
+        _forward.Join(_joining[j.Sequence]);
+        _joining.Remove(j.Sequence);
+        Admit(j);
         _rows.Add(new BlockDecoder.Row(j.Sequence, j.Prompt[full..], j.Options.MaxNewTokens, j.Options.Sampling, Sampler.NewGenerator(j.Options.Sampling.Seed)));
     }
 
@@ -340,6 +357,8 @@ public sealed class BlockDecodeSession : DecodeSession
 
     public override void Dispose()
     {
+        foreach (var pending in _joining.Values) pending.Dispose();
+        _joining.Clear();
         _credit?.Dispose();
         _forward.Dispose();
     }

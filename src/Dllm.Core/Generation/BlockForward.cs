@@ -13,8 +13,10 @@ namespace Dllm.Generation;
 /// output at s - 1: inside the window from the noisy window itself, and for slot 0 from the clean output
 /// of the last committed position, which never sees the window (METHOD.md §2, token shift).
 ///
-/// Rows come and go between blocks: <see cref="Join"/> adds a sequence (its prompt's full blocks become its
-/// context, its first window starts right after them), <see cref="KeepRows"/> drops finished ones. Each row
+/// Rows come and go between blocks: <see cref="StartJoin"/> takes a sequence's prompt (its full blocks become its
+/// context, its first window starts right after them), <see cref="Prefill"/> computes that context's keys and values
+/// in chunks (so a long prompt does not stall the rows decoding), <see cref="Join"/> adds the row once they are all
+/// there, and <see cref="KeepRows"/> drops finished ones. Each row
 /// has its own RoPE positions, so rows of different lengths share a forward; their contexts are aligned to
 /// the right of a common width and the columns a row does not use are masked.
 /// </summary>
@@ -37,11 +39,20 @@ internal abstract class BlockForward : IDisposable
     public int Rows => WindowStart.Count;
 
     /// <summary>
-    /// Adds a row at a block boundary (before the block's first <see cref="Outputs"/>): <paramref name="fullBlocks"/>
-    /// is its prompt's whole blocks (a multiple of B tokens, maybe none); the rest of the prompt is the fixed head of
-    /// its first window.
+    /// A sequence on its way in: <paramref name="fullBlocks"/> is its prompt's whole blocks (a multiple of B tokens,
+    /// maybe none); the rest of the prompt is the fixed head of its first window. Nothing is computed yet, except
+    /// what a prefix cache already holds.
     /// </summary>
-    public abstract void Join(IReadOnlyList<int> fullBlocks);
+    public virtual PendingJoin StartJoin(IReadOnlyList<int> fullBlocks) => new(fullBlocks.ToArray(), 0, null);
+
+    /// <summary>
+    /// Prefills up to <paramref name="maxTokens"/> more of the pending prompt's context (whole blocks; 0 = all of it)
+    /// on its own cache; returns the tokens computed.
+    /// </summary>
+    public virtual int Prefill(PendingJoin pending, int maxTokens) => 0;
+
+    /// <summary>Adds a prefilled sequence as a row, at a block boundary (before the block's first <see cref="Outputs"/>).</summary>
+    public abstract void Join(PendingJoin pending);
 
     /// <summary>The hidden states [R, B, H] that predict the slots of the rows' current windows (CPU token arrays).</summary>
     public abstract Tensor Outputs(int[][] windows, bool firstStepOfBlock);
@@ -136,34 +147,52 @@ internal sealed class CachedBlockForward : BlockForward
         _keyValid = zeros(0, 0, dtype: ScalarType.Bool, device: Device).DetachFromDisposeScope();
     }
 
-    public override void Join(IReadOnlyList<int> fullBlocks)
+    public override PendingJoin StartJoin(IReadOnlyList<int> fullBlocks)
     {
-        DropStep();
-        var n = fullBlocks.Count;
-        var prefix = Math.Max(0, n - B);
-        using var scope = NewDisposeScope();
-        using var side = new KvCache(Model.Config.NumLayers, prefix);
-        // Whole chunks of the prefix another prompt already prefilled come from the prefix cache; the rest is prefilled
-        // after them, and then offered to the cache in turn.
-        var reused = prefix > 0 ? _prefixes?.Load(fullBlocks, prefix, B, side) ?? 0 : 0;
-        if (prefix > reused)
+        var tokens = fullBlocks.ToArray();
+        // Every full block but the last is prefilled on the side (the last is committed by the next block-start forward).
+        // Whole chunks another prompt already prefilled come from the prefix cache.
+        var prefix = Math.Max(0, tokens.Length - B);
+        var side = new KvCache(Model.Config.NumLayers, prefix);
+        var pending = new PendingJoin(tokens, prefix, side);
+        pending.Done = prefix > 0 ? _prefixes?.Load(tokens, prefix, B, side) ?? 0 : 0;
+        return pending;
+    }
+
+    public override int Prefill(PendingJoin pending, int maxTokens)
+    {
+        if (pending.Ready) return 0;
+        var from = pending.Done;
+        var to = maxTokens <= 0 ? pending.Prefix : Math.Min(pending.Prefix, from + Math.Max(B, maxTokens / B * B));
+        using (var scope = NewDisposeScope())
+        using (no_grad())
         {
-            using var noGrad = no_grad();
-            var tokens = tensor(fullBlocks.Skip(reused).Take(prefix - reused).Select(t => (long)t).ToArray(), device: Device).unsqueeze(0);
-            var positions = arange(reused, prefix, device: Device).unsqueeze(0);
-            var mask = AttentionMasks.BlockCausal(positions, arange(prefix, device: Device).unsqueeze(0), B);
-            DecodeProfile.Prefill(Profile, () => Model.Hidden(Model.Embed(tokens), positions, mask, side));
-            _prefixes?.Store(fullBlocks, prefix, B, side);
+            var tokens = tensor(pending.FullBlocks[from..to].Select(t => (long)t).ToArray(), device: Device).unsqueeze(0);
+            var positions = arange(from, to, device: Device).unsqueeze(0);
+            var mask = AttentionMasks.BlockCausal(positions, arange(to, device: Device).unsqueeze(0), B);
+            DecodeProfile.Prefill(Profile, () => Model.Hidden(Model.Embed(tokens), positions, mask, pending.Side));
         }
+        pending.Done = to;
+        if (pending.Ready) _prefixes?.Store(pending.FullBlocks, pending.Prefix, B, pending.Side!);
+        return to - from;
+    }
+
+    public override void Join(PendingJoin pending)
+    {
+        if (!pending.Ready) throw new InvalidOperationException("a row joins once its prompt is prefilled");
+        DropStep();
+        var (n, prefix) = (pending.FullBlocks.Length, pending.Prefix);
+        using var scope = NewDisposeScope();
         var width = Math.Max(_cache.Length, prefix);
-        _cache.AppendRows(Rows, side, 1);
+        _cache.AppendRows(Rows, pending.Side!, 1);
+        pending.Dispose();
         var mine = PadLeft(ones(1, prefix, dtype: ScalarType.Bool, device: Device), width, false);
         Replace(ref _keyValid, cat([PadLeft(_keyValid, width, false), mine], 0));
         // Rows join at block boundaries only, where every row that stays has a finished window pending, so slot 0 is
         // read afresh by the next block's first forward.
         _slotZero?.Dispose();
         _slotZero = null;
-        _pending.Add(n >= B ? fullBlocks.Skip(prefix).ToArray() : null);
+        _pending.Add(n >= B ? pending.FullBlocks[prefix..] : null);
         WindowStart.Add(n);
     }
 
@@ -288,12 +317,14 @@ internal sealed class RecomputedBlockForward : BlockForward
         _valid = zeros(0, 0, dtype: ScalarType.Bool, device: Device).DetachFromDisposeScope();
     }
 
-    public override void Join(IReadOnlyList<int> fullBlocks)
+    public override void Join(PendingJoin pending)
     {
         using var scope = NewDisposeScope();
-        var n = fullBlocks.Count;
+        var fullBlocks = pending.FullBlocks;
+        var n = fullBlocks.Length;
         var width = Math.Max(_tokens.shape[1], n);
         var tokens = tensor(fullBlocks.Select(t => (long)t).ToArray(), [1, n], device: Device);
+        pending.Dispose();
         Replace(ref _tokens, cat([PadLeft(_tokens, width, 0), PadLeft(tokens, width, 0)], 0));
         Replace(ref _positions, cat([PadLeft(_positions, width, 0), PadLeft(arange(n, device: Device).unsqueeze(0), width, 0)], 0));
         Replace(ref _valid, cat([PadLeft(_valid, width, false), PadLeft(ones(1, n, dtype: ScalarType.Bool, device: Device), width, false)], 0));
@@ -345,4 +376,20 @@ internal sealed class RecomputedBlockForward : BlockForward
         _valid.Dispose();
         base.Dispose();
     }
+}
+
+/// <summary>
+/// A prompt on its way into a block batch: its full blocks, how many of them are context to prefill on the side
+/// (<see cref="Prefix"/>, in its own cache), and how many of those are done.
+/// </summary>
+internal sealed class PendingJoin(int[] fullBlocks, int prefix, KvCache? side) : IDisposable
+{
+    public int[] FullBlocks { get; } = fullBlocks;
+    public int Prefix { get; } = prefix;
+    public KvCache? Side { get; } = side;
+    public int Done { get; set; }
+    public bool Ready => Done >= Prefix;
+    public int Remaining => Prefix - Done;
+
+    public void Dispose() => Side?.Dispose();
 }

@@ -18,9 +18,11 @@ public sealed record SequenceUpdate(int Sequence, int[] Positions, int[] Tokens,
 /// One model forward of a decoder and its effect on the batch. <see cref="Forward"/> counts decoding
 /// forwards (prefill excluded). For block decoding, <see cref="BlockStart"/> and <see cref="BlockLength"/>
 /// give the generated-token span of the first row's block (AR: its single new position). <see cref="Rows"/> is how
-/// many sequences shared this step's forward (0 for a step that only reports sequences ending).
+/// many sequences shared this step's forward (0 for a step that only reports sequences ending). <see cref="Prefilled"/>
+/// counts the prompt tokens of joining sequences prefilled during this step (bounded by
+/// <see cref="DecodeSession.PrefillChunk"/> while others decode).
 /// </summary>
-public sealed record DecodeStep(int Forward, IReadOnlyList<SequenceUpdate> Updates, int BlockStart = 0, int BlockLength = 1, int Rows = 0);
+public sealed record DecodeStep(int Forward, IReadOnlyList<SequenceUpdate> Updates, int BlockStart = 0, int BlockLength = 1, int Rows = 0, int Prefilled = 0);
 
 /// <summary>The outcome for one prompt once decoding ends.</summary>
 public sealed record DecodedSequence(int[] Tokens, FinishReason Finish);

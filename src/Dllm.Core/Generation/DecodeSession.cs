@@ -36,6 +36,18 @@ public abstract class DecodeSession : IDisposable
     /// <summary>Decoding forwards so far (prefill excluded).</summary>
     public int Forwards { get; protected set; }
 
+    /// <summary>
+    /// Chunked prefill: while sequences decode, a joining prompt is prefilled at most this many tokens per step (block
+    /// decoding rounds it up to whole blocks), so a long prompt delays each step of the others by one chunk rather than
+    /// by its whole prefill; it joins once prefilled. 0 (the default): a joining prompt is prefilled at once. With
+    /// nothing decoding, prompts are always prefilled at once.
+    /// </summary>
+    public int PrefillChunk
+    {
+        get;
+        init => field = value >= 0 ? value : throw new DllmException($"the prefill chunk must be 0 (whole prompts) or more tokens, got {value}");
+    }
+
     /// <summary>Sequences in the batch now.</summary>
     public abstract int Running { get; }
 
@@ -78,6 +90,32 @@ public abstract class DecodeSession : IDisposable
         var joining = _waiting.ToList();
         _waiting.Clear();
         return joining;
+    }
+
+    /// <summary>The sequences waiting to join, oldest first (a subclass may be prefilling them).</summary>
+    protected IReadOnlyList<Joiner> WaitingJoiners => _waiting;
+
+    /// <summary>A waiting sequence joins the batch now.</summary>
+    protected void Admit(Joiner joiner) => _waiting.Remove(joiner);
+
+    /// <summary>
+    /// Spends a step's prefill budget on the waiting prompts, oldest first: <paramref name="prefill"/> computes up to
+    /// the given number of tokens of one prompt (0: all of it) and returns how many it did. Unlimited when nothing
+    /// decodes or <see cref="PrefillChunk"/> is 0. Returns the tokens prefilled.
+    /// </summary>
+    protected int SpendPrefillBudget(bool othersDecoding, Func<Joiner, int, int> prefill)
+    {
+        var unlimited = !othersDecoding || PrefillChunk == 0;
+        var budget = unlimited ? int.MaxValue : PrefillChunk;
+        var spent = 0;
+        foreach (var j in _waiting.ToList())
+        {
+            if (budget <= 0) break;
+            var done = prefill(j, unlimited ? 0 : budget);
+            spent += done;
+            if (!unlimited) budget -= done;
+        }
+        return spent;
     }
 
     /// <summary>

@@ -19,8 +19,9 @@ public sealed class TextGenerationSession : IGenerationSession
 
     /// <param name="stopTokenIds">Token ids that end a sequence; null: the checkpoint's.</param>
     /// <param name="prefixes">Keys and values of prompt prefixes shared with other sessions of this model (a server's, a chat's turns); null: none.</param>
+    /// <param name="prefillChunk">See <see cref="DecodeSession.PrefillChunk"/> (0: prompts are prefilled at once).</param>
     public TextGenerationSession(LoadedModel model, DecodeMode mode, BlockDecodeOptions? block = null, IReadOnlyList<int>? stopTokenIds = null,
-        PrefixCache? prefixes = null)
+        PrefixCache? prefixes = null, int prefillChunk = 0)
     {
         _model = model;
         Mode = TextGeneration.ResolveMode(model, mode);
@@ -28,8 +29,11 @@ public sealed class TextGenerationSession : IGenerationSession
         _stopIds = stops.ToHashSet();
         bool StopWhen(int seq, IReadOnlyList<int> generated) => _live[seq].Text.StopsAt(generated);
         _decoder = Mode == DecodeMode.Ar
-            ? new ArDecodeSession(model.Model, stops, StopWhen, prefixes: prefixes)
-            : new BlockDecodeSession(model.Model, TextGeneration.ResolveBlock(model, block), model.MaskTokenId!.Value, stops, StopWhen, prefixes: prefixes);
+            ? new ArDecodeSession(model.Model, stops, StopWhen, prefixes: prefixes) { PrefillChunk = prefillChunk }
+            : new BlockDecodeSession(model.Model, TextGeneration.ResolveBlock(model, block), model.MaskTokenId!.Value, stops, StopWhen, prefixes: prefixes)
+            {
+                PrefillChunk = prefillChunk,
+            };
     }
 
     public DecodeMode Mode { get; }

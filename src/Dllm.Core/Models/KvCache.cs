@@ -55,6 +55,7 @@ public sealed class KvCache : IDisposable
         var length = chunks.Sum(c => c.Keys[0].shape[1]);
         _capacity = Math.Max(_capacity, length);
         using var noGrad = no_grad();
+        using var scope = NewDisposeScope();   // the row and column views; Replace keeps the buffers
         for (var i = 0; i < _keys.Length; i++)
         {
             var like = chunks[0].Keys[i];

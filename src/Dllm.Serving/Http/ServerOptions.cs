@@ -18,6 +18,8 @@ public sealed record ServerOptions
     public int MaxQueue { get; init; } = 64;
     /// <summary>Prompt tokens whose keys and values are kept for prompts that start the same way (0: off).</summary>
     public long PrefixCacheTokens { get; init; } = Scheduling.SchedulerOptions.DefaultPrefixCacheTokens;
+    /// <summary>While requests decode, a joining prompt is prefilled at most this many tokens per step (0: at once).</summary>
+    public int PrefillChunk { get; init; } = Scheduling.SchedulerOptions.DefaultPrefillChunk;
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>Largest request body accepted (larger ones get 413); 4 MiB holds any prompt a 128k context takes.</summary>
     public long MaxRequestBodyBytes { get; init; } = 4L << 20;
@@ -34,7 +36,7 @@ public sealed record ServerOptions
         if (Port is < 0 or > 65535) throw new DllmException($"port must be between 0 and 65535, got {Port}");
         if (MaxRequestBodyBytes < 1) throw new DllmException($"the request body limit (--max-body-bytes) must be at least 1 byte, got {MaxRequestBodyBytes}");
         if (DrainTimeout < TimeSpan.Zero) throw new DllmException($"drain timeout must not be negative, got {DrainTimeout}");
-        new Scheduling.SchedulerOptions(MaxBatch, MaxQueue, PrefixCacheTokens).Validate();
+        new Scheduling.SchedulerOptions(MaxBatch, MaxQueue, PrefixCacheTokens, PrefillChunk).Validate();
     }
 
     /// <summary>The Kestrel listen URL (IPv6 literals in brackets).</summary>

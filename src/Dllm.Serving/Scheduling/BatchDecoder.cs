@@ -12,6 +12,6 @@ public delegate IGenerationSession BatchDecoder(BatchKey key);
 
 public static class BatchDecoders
 {
-    public static BatchDecoder For(LoadedModel model, PrefixCache? prefixes = null) =>
-        key => new TextGenerationSession(model, key.Mode, key.Block, prefixes: prefixes);
+    public static BatchDecoder For(LoadedModel model, PrefixCache? prefixes = null, int prefillChunk = 0) =>
+        key => new TextGenerationSession(model, key.Mode, key.Block, prefixes: prefixes, prefillChunk: prefillChunk);
 }

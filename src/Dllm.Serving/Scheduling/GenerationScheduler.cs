@@ -39,7 +39,7 @@ public sealed class GenerationScheduler : IAsyncDisposable, IDisposable
         Options = options ?? new SchedulerOptions();
         Options.Validate();
         _prefixes = new PrefixCache(Options.PrefixCacheTokens);
-        _decode = decoder ?? BatchDecoders.For(model, _prefixes);
+        _decode = decoder ?? BatchDecoders.For(model, _prefixes, Options.PrefillChunk);
         _log = logger ?? NullLogger.Instance;
         _worker = new Thread(Work) { IsBackground = true, Name = "dllm-decode" };
         _worker.Start();
