@@ -13,7 +13,8 @@ namespace Dllm.Bench;
 /// </summary>
 public static class DecodeBenchmark
 {
-    private sealed record Row(string Setting, double Tpf, double TokensPerSecond, double Accuracy, double Overhead, int Forwards, int Tokens);
+    private sealed record Row(string Setting, double Tpf, double TokensPerSecond, double Accuracy, double Overhead, int Forwards, int Tokens, int Block = 0,
+        double Ceiling = 0);
 
     public static void Run(string[] args)
     {
@@ -51,8 +52,8 @@ public static class DecodeBenchmark
         Console.WriteLine($"machine: {Timing.Machine()}");
         Console.WriteLine($"model: {Path.GetFullPath(model)} ({loaded.Model.parameters().Sum(p => p.numel()) / 1e6:F2} M parameters), {list.Count} tasks from {tasks}, greedy, at most {maxNew} new tokens, batch 1, median of {repeats} passes");
         Console.WriteLine();
-        Row Measure(string setting, Func<IReadOnlyList<int>, DecodeProfile, IEnumerable<DecodeStep>> decode) => MeasureWith(loaded, setting, decode);
-        Row MeasureWith(LoadedModel loaded, string setting, Func<IReadOnlyList<int>, DecodeProfile, IEnumerable<DecodeStep>> decode)
+        Row Measure(string setting, Func<IReadOnlyList<int>, DecodeProfile, IEnumerable<DecodeStep>> decode, int block = 0) => MeasureWith(loaded, setting, decode, block);
+        Row MeasureWith(LoadedModel loaded, string setting, Func<IReadOnlyList<int>, DecodeProfile, IEnumerable<DecodeStep>> decode, int block = 0)
         {
             // One warm-up item, then timed passes over all of them: greedy decoding gives the same tokens every
             // pass, so the counts are the same in every pass and the times are the median pass.
@@ -64,7 +65,7 @@ public static class DecodeBenchmark
             (double Seconds, Row Row) Pass()
             {
                 var profile = new DecodeProfile();
-                int tokens = 0, correct = 0, forwards = 0;
+                int tokens = 0, correct = 0, forwards = 0, fewest = 0;
                 var clock = Stopwatch.StartNew();
                 for (var i = 0; i < prompts.Count; i++)
                 {
@@ -73,12 +74,16 @@ public static class DecodeBenchmark
                     // excluded), AR counts the prefill as the forward that produced the first token.
                     forwards += steps.Max(s => s.Forward);
                     var result = DecodeCollector.Collect(steps, 1)[0];
-                    tokens += result.Tokens.Length + (result.Finish == FinishReason.Stop ? 1 : 0);
+                    var decoded = result.Tokens.Length + (result.Finish == FinishReason.Stop ? 1 : 0);
+                    tokens += decoded;
+                    // Block decoding needs at least one forward per block the output touches (the first block starts
+                    // with the prompt's tail), so these outputs allow at most tokens / fewest tokens per forward.
+                    if (block > 0) fewest += (prompts[i].Count % block + decoded + block - 1) / block;
                     if (AnswerExtraction.IsCorrect(loaded.Tokenizer.Decode(result.Tokens, skipSpecialTokens: true), list[i].Answer)) correct++;
                 }
                 var seconds = clock.Elapsed.TotalSeconds;
                 return (seconds, new Row(setting, (double)tokens / forwards, tokens / seconds, (double)correct / list.Count,
-                    1 - profile.ForwardTime.TotalSeconds / seconds, forwards, tokens));
+                    1 - profile.ForwardTime.TotalSeconds / seconds, forwards, tokens, block, block > 0 ? (double)tokens / fewest : 0));
             }
         }
 
@@ -97,16 +102,16 @@ public static class DecodeBenchmark
         }
         foreach (var b in blocks)
             foreach (var t in thresholds)
-                rows.Add(Measure($"B={b}, threshold {t}", (p, prof) => BlockDecoder.Run(loaded.Model, [p], options, new BlockDecodeOptions(b, t, Math.Max(b, 1)), maskId, profile: prof)));
+                rows.Add(Measure($"B={b}, threshold {t}", (p, prof) => BlockDecoder.Run(loaded.Model, [p], options, new BlockDecodeOptions(b, t, Math.Max(b, 1)), maskId, profile: prof), b));
         // The reference (whole window recomputed every step, as the official generate) at the largest block and the
         // second threshold given (the first when only one is): the cached rows above read against it.
         var (refBlock, refThreshold) = (blocks.Max(), thresholds[Math.Min(1, thresholds.Length - 1)]);
         rows.Add(Measure($"B={refBlock}, threshold {refThreshold}, no cache (reference)",
-            (p, prof) => BlockDecoder.Run(loaded.Model, [p], options, new BlockDecodeOptions(refBlock, refThreshold, refBlock, UseCache: false), maskId, profile: prof)));
+            (p, prof) => BlockDecoder.Run(loaded.Model, [p], options, new BlockDecodeOptions(refBlock, refThreshold, refBlock, UseCache: false), maskId, profile: prof), refBlock));
 
-        Console.WriteLine("| decoding | tokens / forward | tokens / s | accuracy | decoder overhead | forwards | tokens |");
-        Console.WriteLine("|---|---|---|---|---|---|---|");
+        Console.WriteLine("| decoding | tokens / forward | tokens / s | accuracy | decoder overhead | forwards | tokens | most tokens / forward these outputs allow |");
+        Console.WriteLine("|---|---|---|---|---|---|---|---|");
         foreach (var r in rows)
-            Console.WriteLine($"| {r.Setting} | {r.Tpf:F2} | {r.TokensPerSecond:F0} | {r.Accuracy:P1} | {r.Overhead:P0} | {r.Forwards} | {r.Tokens} |");
+            Console.WriteLine($"| {r.Setting} | {r.Tpf:F2} | {r.TokensPerSecond:F0} | {r.Accuracy:P1} | {r.Overhead:P0} | {r.Forwards} | {r.Tokens} | {(r.Block > 0 ? $"{r.Ceiling:F2}" : "1.00")} |");
     }
 }

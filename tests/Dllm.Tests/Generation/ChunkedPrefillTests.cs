@@ -12,23 +12,13 @@ namespace Dllm.Tests.Generation;
 /// </summary>
 public class ChunkedPrefillTests
 {
-    private const int Mask = 271;
+    private const int Mask = DecodeSessionTests.Mask;
 
     public ChunkedPrefillTests() => TorchRuntime.EnsureLoaded();
 
     public static TheoryData<string> Kinds => new() { "ar", "diffusion", "shifted", "reference" };
 
-    private static CausalLM Model(string kind)
-    {
-        var model = kind switch
-        {
-            "ar" => TinyConfigs.Model("qwen2", seed: 11),
-            "shifted" => TinyConfigs.Shifted("qwen3", seed: 3, blockSize: 4),
-            _ => TinyConfigs.Model("llada2", seed: 3),
-        };
-        if (kind != "ar") using (no_grad()) model.OutputWeight.mul_(12);
-        return model;
-    }
+    private static CausalLM Model(string kind) => DecodeSessionTests.Model(kind);
 
     private static DecodeSession Open(string kind, CausalLM model, int chunk) => kind switch
     {

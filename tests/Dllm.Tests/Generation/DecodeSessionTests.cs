@@ -11,13 +11,14 @@ namespace Dllm.Tests.Generation;
 /// </summary>
 public class DecodeSessionTests
 {
-    private const int Mask = 271;
+    internal const int Mask = 271;
 
     public DecodeSessionTests() => TorchRuntime.EnsureLoaded();
 
     public static TheoryData<string> Kinds => new() { "ar", "diffusion", "shifted", "editing", "reference" };
 
-    private static CausalLM Model(string kind)
+    /// <summary>The decoding tests' models: "ar" a plain AR model, "shifted" a shifted-label dLLM at block 4, else a same-position LLaDA2 dLLM.</summary>
+    internal static CausalLM Model(string kind)
     {
         var model = kind switch
         {

@@ -13,23 +13,13 @@ namespace Dllm.Tests.Generation;
 /// </summary>
 public class PrefixCacheTests
 {
-    private const int Mask = 271;
+    private const int Mask = DecodeSessionTests.Mask;
 
     public PrefixCacheTests() => TorchRuntime.EnsureLoaded();
 
     public static TheoryData<string> Kinds => new() { "ar", "diffusion", "shifted" };
 
-    private static CausalLM Model(string kind)
-    {
-        var model = kind switch
-        {
-            "ar" => TinyConfigs.Model("qwen2", seed: 11),
-            "shifted" => TinyConfigs.Shifted("qwen3", seed: 3, blockSize: 4),
-            _ => TinyConfigs.Model("llada2", seed: 3),
-        };
-        if (kind != "ar") using (no_grad()) model.OutputWeight.mul_(12);
-        return model;
-    }
+    private static CausalLM Model(string kind) => DecodeSessionTests.Model(kind);
 
     private static DecodeSession Open(string kind, CausalLM model, PrefixCache? prefixes) => kind == "ar"
         ? new ArDecodeSession(model, [], prefixes: prefixes)
