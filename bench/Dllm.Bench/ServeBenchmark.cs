@@ -24,12 +24,14 @@ namespace Dllm.Bench;
 /// --prefix-cache takes the server's --prefix-cache-tokens values to compare (0 = off). With --long-every N every Nth
 /// request has a long prompt (--long-words, default 250 words); --prefill-chunk takes the server's values to compare
 /// (0 = prefill at once), and the table shows how long the other requests' streams stalled (their longest gap
-/// between two chunks of text).
+/// between two chunks of text). With --ar DIR --dllm DIR (for example the demo's ar and cap) it serves those trained
+/// checkpoints instead, with prompts from --tasks (the held-out tasks' prompt field), so the diffusion rows show a
+/// dLLM that decides a block in a few steps.
 /// </summary>
 public static class ServeBenchmark
 {
     private sealed record Options(int Requests, int[] Clients, int MaxTokens, int Threads, string[] Modes, int[] Batches, int ChatTurns, long[] PrefixCaches,
-        int LongEvery, int LongWords, int[] PrefillChunks);
+        int LongEvery, int LongWords, int[] PrefillChunks, string? Ar, string? Dllm, string? Tasks);
 
     private sealed record Outcome(string Mode, int Clients, int MaxBatch, long PrefixCache, int PrefillChunk, int Requests, double Seconds, long CompletionTokens,
         long Forwards, double[] LatenciesMs, double[] FirstTokenMs, double MeanBatch, int LargestBatch, long ReusedTokens, long LookedUpTokens, double[] ShortGapsMs);
@@ -58,9 +60,12 @@ public static class ServeBenchmark
         var root = Path.Combine(Path.GetTempPath(), $"dllm-serve-bench-{Guid.NewGuid():N}");
         try
         {
-            var (ar, diffusion, parameters) = WriteCheckpoints(root);
-            var prompts = SyntheticCorpus.Stories(options.Requests, seed: 7)
-                .Select(s => string.Join(' ', s.Split(' ', StringSplitOptions.RemoveEmptyEntries).Take(options.ChatTurns > 0 ? 12 : 24))).ToArray();
+            var trained = options.Ar is not null;
+            var (ar, diffusion, parameters) = trained ? (options.Ar!, options.Dllm!, 0L) : WriteCheckpoints(root);
+            var prompts = trained
+                ? Evaluation.TaskFile.Read(options.Tasks!).Select(t => t.Prompt).Take(options.Requests).ToArray()
+                : SyntheticCorpus.Stories(options.Requests, seed: 7)
+                    .Select(s => string.Join(' ', s.Split(' ', StringSplitOptions.RemoveEmptyEntries).Take(options.ChatTurns > 0 ? 12 : 24))).ToArray();
             var system = options.ChatTurns > 0 ? string.Join(' ', SyntheticCorpus.Stories(3, seed: 99)).Split(' ').Take(120) : [];
             if (options.LongEvery > 0)
             {
@@ -70,7 +75,9 @@ public static class ServeBenchmark
                     prompts[i] = $"{k}: " + string.Join(' ', words.Skip(k * 101 % Math.Max(1, words.Length - options.LongWords)).Take(options.LongWords));
             }
             Console.WriteLine($"machine: {Timing.Machine()}");
-            Console.WriteLine($"model: Llama-shaped, {parameters / 1e6:F1} M parameters, fp32, context 512, vocab 1024; diffusion = same weights with a MASK token, block 32, threshold 0.95");
+            Console.WriteLine(trained
+                ? $"models: AR {Path.GetFullPath(ar)}, diffusion {Path.GetFullPath(diffusion)} (its block size, threshold 0.95); prompts: the first {prompts.Length} of {options.Tasks}"
+                : $"model: Llama-shaped, {parameters / 1e6:F1} M parameters, fp32, context 512, vocab 1024; diffusion = same weights with a MASK token, block 32, threshold 0.95");
             Console.WriteLine(options.ChatTurns > 0
                 ? $"load: {options.Requests} requests as conversations of {options.ChatTurns} turns (a shared 120-word system prompt, then per turn a 12-word message and the answer), " +
                   $"{string.Join("/", options.Clients)} closed-loop clients, max_tokens {options.MaxTokens}, greedy, streamed"
@@ -233,6 +240,7 @@ public static class ServeBenchmark
     private static Options Parse(string[] args)
     {
         int requests = 200, maxTokens = 32, threads = 0, chat = 0, longEvery = 0, longWords = 250;
+        string? ar = null, dllm = null, tasks = null;
         long[] prefixCaches = [new ServerOptions().PrefixCacheTokens];
         int[] prefillChunks = [new ServerOptions().PrefillChunk];
         int[] clients = [16];
@@ -253,6 +261,9 @@ public static class ServeBenchmark
                 case "--prefill-chunk": prefillChunks = args[++i].Split(',').Select(int.Parse).ToArray(); break;
                 case "--long-every": longEvery = int.Parse(args[++i]); break;
                 case "--long-words": longWords = int.Parse(args[++i]); break;
+                case "--ar": ar = args[++i]; break;
+                case "--dllm": dllm = args[++i]; break;
+                case "--tasks": tasks = args[++i]; break;
                 case "--quick": requests = 32; clients = [8]; maxTokens = 16; break;
                 default: throw new ArgumentException($"unknown option {args[i]}");
             }
@@ -260,6 +271,7 @@ public static class ServeBenchmark
         if (modes.Any(m => m is not ("ar" or "diffusion"))) throw new ArgumentException("--modes takes ar, diffusion or both");
         if (clients.Any(c => c < 1)) throw new ArgumentException("--clients takes positive counts");
         if (chat < 0) throw new ArgumentException("--chat takes a number of turns (0 = single prompts)");
-        return new Options(requests, clients, maxTokens, threads, modes, batches, chat, prefixCaches, longEvery, longWords, prefillChunks);
+        if ((ar is null) != (dllm is null) || (ar is null) != (tasks is null)) throw new ArgumentException("--ar, --dllm and --tasks go together");
+        return new Options(requests, clients, maxTokens, threads, modes, batches, chat, prefixCaches, longEvery, longWords, prefillChunks, ar, dllm, tasks);
     }
 }
