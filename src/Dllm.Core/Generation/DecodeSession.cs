@@ -84,14 +84,6 @@ public abstract class DecodeSession : IDisposable
     /// <summary>One decoding forward and what it decided; null once the batch is empty and nobody waits.</summary>
     public abstract DecodeStep? Step(CancellationToken cancel = default);
 
-    /// <summary>Takes the waiting sequences (the subclass joins them now).</summary>
-    protected List<Joiner> TakeWaiting()
-    {
-        var joining = _waiting.ToList();
-        _waiting.Clear();
-        return joining;
-    }
-
     /// <summary>The sequences waiting to join, oldest first (a subclass may be prefilling them).</summary>
     protected IReadOnlyList<Joiner> WaitingJoiners => _waiting;
 
