@@ -61,7 +61,9 @@ internal static class DemoCommand
         console.Write(table);
         console.WriteLine($"SFT+CAP vs its AR parent, same tasks, {r.Speed.Passes} interleaved pass(es), median tokens/s: {r.Speed.SpeedRatio:F2}x the speed, " +
                           $"{100 * r.Speed.AccuracyGap:+0.0;-0.0} points of accuracy, {r.Speed.Diffusion.TokensPerForward:F2} tokens per forward");
-        console.WriteLine("tokens / forward counts decoded tokens (the EOS included) per decoding forward; AR is exactly 1");
+        console.WriteLine("tokens / forward counts decoded tokens (the EOS included) per decoding forward; AR is exactly 1. " +
+                          $"At block {o.BlockSize} an answer needs a forward per block it touches, so SFT+CAP's answers allow at most " +
+                          $"{r.Speed.Diffusion.TokensPerForwardCeiling:F2}");
         console.WriteLine($"AR sample:   Once upon a time{r.ArSample}");
         console.WriteLine($"dLLM sample: Once upon a time{r.DlmSample}");
         console.WriteLine("time: " + string.Join(", ", r.Timings.Select(t => $"{t.Stage} {t.Seconds:F0}s")) + $" (total {r.Timings.Sum(t => t.Seconds):F0}s)");

@@ -14,7 +14,7 @@ internal static class EvalCommand
     {
         var model = SharedOptions.Model();
         var data = new Option<string?>("--data") { Description = "Documents to score: .txt (one per line, or between '<|endoftext|>' lines), .jsonl ('text') or .parquet" };
-        var task = new Option<string?>("--task") { Description = "Tasks to solve instead: JSONL prompt/answer (optional kind), or GSM8K question/answer ('#### N'); reports accuracy (overall and per kind), tokens_per_forward and tokens_per_second" };
+        var task = new Option<string?>("--task") { Description = "Tasks to solve instead: JSONL prompt/answer (optional kind), or GSM8K question/answer ('#### N'); reports accuracy (overall and per kind), tokens_per_forward, tokens_per_forward_ceiling (the most the outputs allow: one forward per block an answer touches) and tokens_per_second" };
         var mode = new Option<DecodeMode>("--mode") { Description = "diffusion: NELBO bound / block decoding; ar: exact next-token NLL / AR decoding; auto: diffusion for dLLMs, else ar", DefaultValueFactory = _ => DecodeMode.Auto };
         var compareAr = new Option<string?>("--compare-ar") { Description = "Tasks: also run this AR model (the dLLM's parent) on the same tasks in the same process, in interleaved passes, and report both with the speed ratio" };
         var passes = new Option<int>("--passes") { Description = "Tasks with --compare-ar: interleaved passes over the tasks; tokens/s are the medians", DefaultValueFactory = _ => 3 };
@@ -151,7 +151,9 @@ internal static class EvalCommand
             ["accuracy"] = r.Accuracy, ["correct"] = r.Correct, ["items"] = r.Items,
             ["kinds"] = new JsonObject(r.ByKind.Select(k => KeyValuePair.Create(k.Kind == "" ? "all" : k.Kind,
                 (JsonNode?)new JsonObject { ["items"] = k.Items, ["accuracy"] = Math.Round(k.Accuracy, 4), ["tokens_per_forward"] = Math.Round(k.TokensPerForward, 3) }))),
-            ["tokens_per_forward"] = Math.Round(r.TokensPerForward, 4), ["tokens_per_second"] = Math.Round(tokensPerSecond, 2),
+            ["tokens_per_forward"] = Math.Round(r.TokensPerForward, 4),
+            ["tokens_per_forward_ceiling"] = Math.Round(r.TokensPerForwardCeiling, 4),
+            ["tokens_per_second"] = Math.Round(tokensPerSecond, 2),
             ["tokens"] = r.Tokens, ["forwards"] = r.Forwards,
         };
         if (mistakes > 0)

@@ -15,14 +15,21 @@ public sealed record TaskReport(int Items, int Correct, long Tokens, long Forwar
     public double TokensPerForward => Forwards == 0 ? 0 : (double)Tokens / Forwards;
     public double TokensPerSecond => Seconds <= 0 ? 0 : Tokens / Seconds;
 
+    /// <summary>
+    /// The most tokens per forward these outputs allow: block decoding needs at least one forward per block an output
+    /// touches (its first block starts with the prompt's tail), AR one per token. How close <see cref="TokensPerForward"/>
+    /// comes to it is what the decoding rule leaves on the table.
+    /// </summary>
+    public double TokensPerForwardCeiling => Details.Sum(d => d.FewestForwards) is var f and > 0 ? (double)Tokens / f : 0;
+
     /// <summary>Accuracy and tokens per forward per task kind, in the order kinds first appear.</summary>
     public IReadOnlyList<(string Kind, int Items, double Accuracy, double TokensPerForward)> ByKind =>
         Details.GroupBy(d => d.Item.Kind).Select(g => (g.Key, g.Count(), (double)g.Count(d => d.Correct) / g.Count(),
             (double)g.Sum(d => d.Tokens) / Math.Max(1, g.Sum(d => d.Forwards)))).ToList();
 }
 
-/// <summary>One task decoded: the output, whether it is right, and the tokens and forwards it took.</summary>
-public sealed record TaskOutcome(TaskItem Item, string Output, bool Correct, int Tokens, int Forwards);
+/// <summary>One task decoded: the output, whether it is right, the tokens and forwards it took, and the fewest forwards that output allows.</summary>
+public sealed record TaskOutcome(TaskItem Item, string Output, bool Correct, int Tokens, int Forwards, int FewestForwards = 0);
 
 /// <summary>A dLLM and its AR parent on the same tasks, timed in interleaved passes; speeds are medians over passes.</summary>
 public sealed record TaskComparison(TaskReport Diffusion, TaskReport Ar, double DiffusionTokensPerSecond, double ArTokensPerSecond, int Passes)
@@ -44,9 +51,12 @@ public static class TaskEvaluator
         {
             var batch = items.Skip(i).Take(batchSize).ToList();
             var results = TextGeneration.Generate(model, batch.Select(t => template with { Prompt = t.Prompt }).ToList(), cancel);
+            var b = TextGeneration.ResolveBlock(model, template.Block).BlockSize;
             for (var j = 0; j < batch.Count; j++)
             {
-                details.Add(new TaskOutcome(batch[j], results[j].Text, AnswerExtraction.IsCorrect(results[j].Text, batch[j].Answer), results[j].DecodedTokens, results[j].Forwards));
+                var r = results[j];
+                var fewest = r.Mode == DecodeMode.Ar ? r.DecodedTokens : (r.PromptTokens % b + r.DecodedTokens + b - 1) / b;
+                details.Add(new TaskOutcome(batch[j], r.Text, AnswerExtraction.IsCorrect(r.Text, batch[j].Answer), r.DecodedTokens, r.Forwards, fewest));
                 tokens += results[j].DecodedTokens;
                 forwards += results[j].Forwards;
             }

@@ -54,6 +54,9 @@ public class FineTuningCommandTests
         Assert.Equal(6, eval.Json["items"]!.GetValue<int>());
         Assert.InRange(eval.Json["accuracy"]!.GetValue<double>(), 0, 1);
         Assert.True(eval.Json["tokens_per_forward"]!.GetValue<double>() > 0);
+        // No decoder beats one forward per block an answer touches; every touched block holds at least one token.
+        Assert.InRange(eval.Json["tokens_per_forward"]!.GetValue<double>(), 0, eval.Json["tokens_per_forward_ceiling"]!.GetValue<double>() + 1e-9);
+        Assert.InRange(eval.Json["tokens_per_forward_ceiling"]!.GetValue<double>(), 1, 4);
         Assert.Equal("diffusion", eval.Json["mode"]!.GetValue<string>());
         Assert.Null(eval.Json["mistakes"]);
 
