@@ -81,7 +81,8 @@ public static class ServeBenchmark
             Console.WriteLine(options.ChatTurns > 0
                 ? $"load: {options.Requests} requests as conversations of {options.ChatTurns} turns (a shared 120-word system prompt, then per turn a 12-word message and the answer), " +
                   $"{string.Join("/", options.Clients)} closed-loop clients, max_tokens {options.MaxTokens}, greedy, streamed"
-                : $"load: {options.Requests} requests (synthetic story openings, 24 words{(options.LongEvery > 0 ? $"; every {options.LongEvery}th a {options.LongWords}-word prompt" : "")}), " +
+                : $"load: {prompts.Length} requests ({(trained ? "held-out task prompts" : "synthetic story openings, 24 words")}" +
+                  $"{(options.LongEvery > 0 ? $"; every {options.LongEvery}th a {options.LongWords}-word prompt" : "")}), " +
                   $"{string.Join("/", options.Clients)} closed-loop clients, max_tokens {options.MaxTokens}, greedy, streamed");
             Console.WriteLine();
             var outcomes = new List<Outcome>();
