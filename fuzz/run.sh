@@ -34,7 +34,7 @@ done
 # 1. Tools.
 if ! command -v afl-fuzz >/dev/null; then
   echo "installing afl++ (apt-get)..." >&2
-  apt-get install -y afl++ >/dev/null || { apt-get update >/dev/null && apt-get install -y afl++ >/dev/null; }
+  apt-get install -y afl++ >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y afl++ >/dev/null; }
 fi
 (cd "$fuzz" && dotnet tool restore >/dev/null)
 

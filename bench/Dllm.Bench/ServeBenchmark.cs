@@ -34,7 +34,7 @@ public static class ServeBenchmark
         int LongEvery, int LongWords, int[] PrefillChunks, string? Ar, string? Dllm, string? Tasks);
 
     private sealed record Outcome(string Mode, int Clients, int MaxBatch, long PrefixCache, int PrefillChunk, int Requests, double Seconds, long CompletionTokens,
-        long Forwards, double[] LatenciesMs, double[] FirstTokenMs, double MeanBatch, int LargestBatch, long ReusedTokens, long LookedUpTokens, double[] ShortGapsMs);
+        long DecodedTokens, long Forwards, double[] LatenciesMs, double[] FirstTokenMs, double MeanBatch, int LargestBatch, long ReusedTokens, long LookedUpTokens, double[] ShortGapsMs);
 
     public static JsonObject Config10M() => new()
     {
@@ -137,7 +137,7 @@ public static class ServeBenchmark
         var latencies = new double[prompts.Length];
         var firstToken = new double[prompts.Length];
         var gaps = new double[prompts.Length];
-        long tokens = 0, forwards = 0;
+        long tokens = 0, forwards = 0, decoded = 0;
         var next = -1;
         var clock = Stopwatch.StartNew();
         // A client takes the next request; in a chat workload request i is turn i % T of conversation i / T, and a
@@ -158,6 +158,8 @@ public static class ServeBenchmark
                     firstToken[i + turn] = Stopwatch.GetElapsedTime(started, first).TotalMilliseconds;
                     Interlocked.Add(ref tokens, (long)usage["completion_tokens"]!);
                     Interlocked.Add(ref forwards, (long)usage["forwards"]!);
+                    // Decoded tokens as eval and usage.tokens_per_forward count them: the stop token included.
+                    Interlocked.Add(ref decoded, (long)Math.Round((double)usage["tokens_per_forward"]! * (long)usage["forwards"]!));
                     history = prompt + text;
                 }
         }));
@@ -167,7 +169,7 @@ public static class ServeBenchmark
         var rows = after.MeanBatchSize * after.Forwards - before.MeanBatchSize * before.Forwards;
         var meanBatch = rows / Math.Max(1, after.Forwards - before.Forwards);
         var shortGaps = gaps.Where((_, i) => options.LongEvery == 0 || i % options.LongEvery != options.LongEvery - 1).ToArray();
-        return new Outcome(mode, clients, maxBatch, prefixCache, prefillChunk, prompts.Length, seconds, tokens, forwards, latencies, firstToken, meanBatch,
+        return new Outcome(mode, clients, maxBatch, prefixCache, prefillChunk, prompts.Length, seconds, tokens, decoded, forwards, latencies, firstToken, meanBatch,
             after.LargestBatch, after.PrefixReusedTokens - before.PrefixReusedTokens, after.PrefixLookedUpTokens - before.PrefixLookedUpTokens, shortGaps);
     }
 
@@ -223,7 +225,7 @@ public static class ServeBenchmark
             var stalls = o.ShortGapsMs.Order().ToArray();
             Console.WriteLine($"| {o.Mode} | {o.Clients} | {o.MaxBatch} | {o.PrefixCache} | {o.PrefillChunk} | {o.Requests / o.Seconds:F2} | {o.CompletionTokens / o.Seconds:F0} | " +
                               $"{Percentile(sorted, 50) / 1000:F2} / {Percentile(sorted, 95) / 1000:F2} / {Percentile(sorted, 99) / 1000:F2} s | " +
-                              $"{Percentile(first, 50) / 1000:F2} / {Percentile(first, 95) / 1000:F2} s | {Percentile(stalls, 50):F0} / {Percentile(stalls, 99):F0} ms | {o.MeanBatch:F1} ({o.LargestBatch}) | {(double)o.CompletionTokens / o.Forwards:F2} | " +
+                              $"{Percentile(first, 50) / 1000:F2} / {Percentile(first, 95) / 1000:F2} s | {Percentile(stalls, 50):F0} / {Percentile(stalls, 99):F0} ms | {o.MeanBatch:F1} ({o.LargestBatch}) | {(double)o.DecodedTokens / o.Forwards:F2} | " +
                               $"{(o.LookedUpTokens == 0 ? "-" : $"{(double)o.ReusedTokens / o.LookedUpTokens:P0}")} |");
         }
         foreach (var group in outcomes.Where(o => o.PrefixCache == outcomes[0].PrefixCache && o.PrefillChunk == outcomes[0].PrefillChunk).GroupBy(o => (o.Mode, o.Clients)))
