@@ -68,11 +68,7 @@ public sealed class ArDecodeSession : DecodeSession
         var leave = new List<int>();
         TakeCancelled(_rows.Select(r => (r.Sequence, r.Generated.Count)).ToList(), updates, leave);
         if (leave.Count > 0) Keep(Enumerable.Range(0, _rows.Count).Except(leave).ToList());
-        foreach (var gone in _joining.Keys.Except(WaitingJoiners.Select(j => j.Sequence)).ToList())
-        {
-            _joining[gone].Dispose();   // cancelled while its prompt was being prefilled
-            _joining.Remove(gone);
-        }
+        DropAbandonedPrefills(_joining);
         using var noGrad = no_grad();
         if (_rows.Count > 0 && _logits is null) FeedLastTokens();
         var prefilled = SpendPrefillBudget(_rows.Count > 0, (j, budget) => Prefill(j, budget));

@@ -217,11 +217,7 @@ public sealed class BlockDecodeSession : DecodeSession
         var leave = new List<int>();
         TakeCancelled(_rows.Select(r => (r.Sequence, r.Generated.Count)).ToList(), updates, leave);
         if (leave.Count > 0) Keep(Enumerable.Range(0, _rows.Count).Except(leave).ToList());
-        foreach (var gone in _joining.Keys.Except(WaitingJoiners.Select(j => j.Sequence)).ToList())
-        {
-            _joining[gone].Dispose();   // cancelled while its prompt was being prefilled
-            _joining.Remove(gone);
-        }
+        DropAbandonedPrefills(_joining);
         var prefilled = SpendPrefillBudget(_rows.Count > 0, (j, budget) => _forward.Prefill(Pending(j), budget));
         while (true)
         {

@@ -90,6 +90,16 @@ public abstract class DecodeSession : IDisposable
     /// <summary>A waiting sequence joins the batch now.</summary>
     protected void Admit(Joiner joiner) => _waiting.Remove(joiner);
 
+    /// <summary>Frees the prefill state of sequences that stopped waiting without joining (cancelled while prefilling).</summary>
+    protected void DropAbandonedPrefills<T>(Dictionary<int, T> prefilling) where T : IDisposable
+    {
+        foreach (var gone in prefilling.Keys.Except(_waiting.Select(j => j.Sequence)).ToList())
+        {
+            prefilling[gone].Dispose();
+            prefilling.Remove(gone);
+        }
+    }
+
     /// <summary>
     /// Spends a step's prefill budget on the waiting prompts, oldest first: <paramref name="prefill"/> computes up to
     /// the given number of tokens of one prompt (0: all of it) and returns how many it did. Unlimited when nothing
