@@ -97,9 +97,11 @@ internal static class ParquetDocuments
 /// meaning, only structure, and skips as the library skips: a boolean element of a list takes no byte there (the
 /// Thrift spec gives it one), which is how a footer of a few kilobytes can ask for two billion iterations. So: every
 /// value inside the footer, every count no larger than the bytes left, at most <see cref="MaxValuesPerByte"/> values
-/// per footer byte in all, nesting at most <see cref="MaxDepth"/> deep, known types only, and the top-level
-/// FileMetaData fields on their declared wire types (the library reads a known field as declared, whatever the wire
-/// says, and such a misread can shift it into the loop). Nested structs are walked generically.
+/// per footer byte in all, nesting at most <see cref="MaxDepth"/> deep, known types only, and the fields of the structs
+/// the library parses (FileMetaData, SchemaElement, RowGroup, ColumnChunk, ColumnMetaData, Statistics, KeyValue,
+/// SortingColumn, PageEncodingStats) on their declared wire types, list elements included: the library reads a known
+/// field as declared, whatever the wire says, and such a misread shifts it into the loop (fuzzing found it at the top
+/// level first, then inside Statistics). Other structs (unions such as LogicalType) are walked generically.
 /// </summary>
 internal static class ThriftFooter
 {
@@ -125,7 +127,7 @@ internal static class ThriftFooter
         try
         {
             var walk = new Walk(bytes, Budget: MaxValuesPerByte * (long)bytes.Length + 1024);
-            walk.SkipStruct(depth: 0);
+            walk.SkipStruct(depth: 0, FooterShapes.FileMetaData);
         }
         catch (FormatException e)
         {
@@ -139,7 +141,7 @@ internal static class ThriftFooter
         private int _at;
         private long _values;
 
-        public void SkipStruct(int depth)
+        public void SkipStruct(int depth, Shape? shape)
         {
             if (depth > MaxDepth) throw new FormatException($"nested deeper than {MaxDepth}");
             long field = 0;
@@ -155,19 +157,19 @@ internal static class ThriftFooter
                 }
                 else field += header >> 4;
                 // Parquet.Net reads a known field as its declared type whatever the wire says, and a misread there
-                // shifts everything after it: at the top level at least, the wire type must be the declared one.
-                if (depth == 0 && field is >= 1 and <= 9 && (header & 0x0F) != FileMetaDataTypes[field - 1])
-                    throw new FormatException($"file metadata field {field} has wire type {header & 0x0F}, not {FileMetaDataTypes[field - 1]}");
-                SkipValue(header & 0x0F, depth);
+                // shifts everything after it: the wire type must be the declared one.
+                var wire = header & 0x0F;
+                var declared = shape is not null && field >= 1 && field <= shape.Fields.Length ? shape.Fields[field - 1] : default;
+                if (declared.Type != 0 && !Matches(declared.Type, wire))
+                    throw new FormatException($"{shape!.Name} field {field} has wire type {wire}, not {declared.Type}");
+                SkipValue(wire, depth, declared);
             }
         }
 
-        /// <summary>parquet.thrift's FileMetaData fields 1-9: version i32, schema list, num_rows i64, row_groups list,
-        /// key_value_metadata list, created_by string, column_orders list, encryption_algorithm struct,
-        /// footer_signing_key_metadata binary.</summary>
-        private static readonly int[] FileMetaDataTypes = [5, 9, 6, 9, 9, 8, 9, 12, 8];
+        /// <summary>Booleans carry their value in the wire type (1 true, 2 false); every other type is itself.</summary>
+        private static bool Matches(int declared, int wire) => declared == 1 ? wire is 1 or 2 : wire == declared;
 
-        private void SkipValue(int type, int depth)
+        private void SkipValue(int type, int depth, FieldShape declared = default)
         {
             if (++_values > Budget) throw new FormatException($"more than {Budget} values in {B.Length} bytes");
             switch (type)
@@ -182,7 +184,10 @@ internal static class ThriftFooter
                 {
                     byte header = Next();
                     long size = header >> 4 == 15 ? Varint() : header >> 4;
-                    for (long i = Count(size); i > 0; i--) SkipValue(header & 0x0F, depth + 1);
+                    var element = header & 0x0F;
+                    if (declared.Element != 0 && size > 0 && !Matches(declared.Element, element))
+                        throw new FormatException($"a list at byte {_at} holds wire type {element}, not {declared.Element}");
+                    for (long i = Count(size); i > 0; i--) SkipValue(element, depth + 1, new FieldShape(declared.Element, Struct: declared.Struct));
                     return;
                 }
                 case 11:
@@ -197,7 +202,7 @@ internal static class ThriftFooter
                     }
                     return;
                 }
-                case 12: SkipStruct(depth + 1); return;
+                case 12: SkipStruct(depth + 1, declared.Struct); return;
                 default: throw new FormatException($"unknown type {type} at byte {_at}");
             }
         }
@@ -225,5 +230,45 @@ internal static class ThriftFooter
             }
             throw new FormatException($"varint longer than 10 bytes at byte {_at}");
         }
+    }
+
+    /// <summary>One field of a struct the library parses: its wire type (0: not checked), a list's element type, and the shape of a struct (or of a list's struct elements).</summary>
+    private readonly record struct FieldShape(int Type, int Element = 0, Shape? Struct = null);
+
+    /// <summary>A struct's fields by id (index = id - 1).</summary>
+    private sealed record Shape(string Name, FieldShape[] Fields);
+
+    /// <summary>
+    /// parquet.thrift's structs as Parquet.Net reads them. Compact wire types: 1 bool, 3 byte, 4 i16, 5 i32 (and
+    /// enums), 6 i64, 7 double, 8 binary/string, 9 list, 10 set, 11 map, 12 struct. Only fields whose types are certain
+    /// are listed; later fields of a struct are walked generically.
+    /// </summary>
+    private static class FooterShapes
+    {
+        private static FieldShape I32 => new(5);
+        private static FieldShape I64 => new(6);
+        private static FieldShape Binary => new(8);
+        private static FieldShape Bool => new(1);
+        private static FieldShape ListOf(int element, Shape? shape = null) => new(9, element, shape);
+
+        private static readonly Shape KeyValue = new("KeyValue", [Binary, Binary]);
+        private static readonly Shape SortingColumn = new("SortingColumn", [I32, Bool, Bool]);
+        private static readonly Shape PageEncodingStats = new("PageEncodingStats", [I32, I32, I32]);
+        private static readonly Shape Statistics = new("Statistics", [Binary, Binary, I64, I64, Binary, Binary, Bool, Bool]);
+
+        private static readonly Shape ColumnMetaData = new("ColumnMetaData",
+        [
+            I32, ListOf(5), ListOf(8), I32, I64, I64, I64, ListOf(12, KeyValue), I64, I64, I64, new(12, Struct: Statistics),
+            ListOf(12, PageEncodingStats),
+        ]);
+
+        private static readonly Shape ColumnChunk = new("ColumnChunk", [Binary, I64, new(12, Struct: ColumnMetaData), I64, I32, I64, I32]);
+        private static readonly Shape RowGroup = new("RowGroup", [ListOf(12, ColumnChunk), I64, I64, ListOf(12, SortingColumn), I64, I64, new(4)]);
+        private static readonly Shape SchemaElement = new("SchemaElement", [I32, I32, I32, Binary, I32, I32, I32, I32, I32, new(12)]);
+
+        public static readonly Shape FileMetaData = new("FileMetaData",
+        [
+            I32, ListOf(12, SchemaElement), I64, ListOf(12, RowGroup), ListOf(12, KeyValue), Binary, ListOf(12), new(12), Binary,
+        ]);
     }
 }
