@@ -34,6 +34,44 @@ public class ChatCommandTests
         Assert.Equal(2, run.Stderr.Split('\n').Count(l => l.Contains("tokens/forward")));
     }
 
+    /// <summary>
+    /// The chat keeps a prefix cache across turns, so the second turn takes the first turn's prompt from it; its reply
+    /// must still be what the library gives, with no cache, for the whole two-turn prompt.
+    /// </summary>
+    [Theory]
+    [InlineData("qwen2")]
+    [InlineData("llada2")]
+    public void ALaterTurnReusesTheHistoryAndAnswersAsAFreshPromptWould(string arch)
+    {
+        using var dir = new TempDirectory();
+        var path = TinyCheckpoints.Write(arch, dir.File("m"));
+        if (arch == "llada2")
+        {
+            using var m = LoadedModel.Load(path);
+            m.EnsureMaskToken();
+            m.Save(path = dir.File("dlm"));
+        }
+        var system = "Be brief.";   // the tiny models read bytes and hold 128 tokens
+        var run = CliRunner.WithInput("hello there\nand now?\n/exit\n", "chat", "--model", path, "-n", "6", "--block-size", "4", "--system", system);
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        var replies = run.Stdout.Split("> ").Skip(1).Select(r => r.Split('\n')[0]).ToList();
+
+        using var model = LoadedModel.Load(path);
+        var chat = Dllm.Chat.ChatTemplate.For(model.Tokenizer);
+        var history = new List<Dllm.Chat.ChatMessage> { Dllm.Chat.ChatMessage.System(system), Dllm.Chat.ChatMessage.User("hello there") };
+        string Reply() => TextGeneration.Generate(model, new GenerationRequest
+        {
+            Prompt = chat.Render(history), AddSpecialTokens = chat.AddSpecialTokens, StopStrings = chat.StopStrings,
+            Options = new DecodeOptions { MaxNewTokens = 6 }, Block = new BlockDecodeOptions(4),
+        }).Text;
+        var first = Reply();
+        Assert.Equal(first, replies[0]);
+        history.Add(Dllm.Chat.ChatMessage.Assistant(first.Trim()));
+        history.Add(Dllm.Chat.ChatMessage.User("and now?"));
+        Assert.True(model.Tokenizer.Encode(chat.Render(history), chat.AddSpecialTokens).Count >= 32, "the history spans whole chunks to reuse");
+        Assert.Equal(Reply(), replies[1]);
+    }
+
     [Fact]
     public void ATurnThatOverflowsTheContextIsReportedAndTheSessionGoesOn()
     {
