@@ -389,7 +389,6 @@ internal sealed class PendingJoin(int[] fullBlocks, int prefix, KvCache? side) :
     public KvCache? Side { get; } = side;
     public int Done { get; set; }
     public bool Ready => Done >= Prefix;
-    public int Remaining => Prefix - Done;
 
     public void Dispose() => Side?.Dispose();
 }
