@@ -86,7 +86,8 @@ internal static class ServeCommand
                 err.WriteLine($"serving {server.Served.Id} ({server.Served.Mode.ToString().ToLowerInvariant()} decoding, {server.Served.Template.Name} template, " +
                               $"context {server.Served.ContextLength}) at {server.BaseAddress}v1, listening on {string.Join(" and ", server.Listening)}" +
                               (server.Listening.Any(u => u.Contains("0.0.0.0") || u.Contains("[::]")) ? " (every interface)" : "") +
-                              $" - max batch {options.MaxBatch}, queue {options.MaxQueue}; Ctrl-C drains and stops");
+                              $" - max batch {options.MaxBatch}, queue {options.MaxQueue}, prefix cache {options.PrefixCacheTokens} tokens, " +
+                              $"prefill chunk {(options.PrefillChunk == 0 ? "off" : $"{options.PrefillChunk} tokens")}; Ctrl-C drains and stops");
                 err.Flush();
                 server.WaitForShutdownAsync().GetAwaiter().GetResult();
             }
