@@ -46,12 +46,12 @@ public static class TaskEvaluator
         if (batchSize <= 0) throw new DllmException($"batch size must be positive, got {batchSize}");
         var details = new List<TaskOutcome>();
         long tokens = 0, forwards = 0;
+        var b = TextGeneration.ResolveBlock(model, template.Block).BlockSize;   // for the ceiling of block-decoded outputs
         var clock = Stopwatch.StartNew();
         for (var i = 0; i < items.Count; i += batchSize)
         {
             var batch = items.Skip(i).Take(batchSize).ToList();
             var results = TextGeneration.Generate(model, batch.Select(t => template with { Prompt = t.Prompt }).ToList(), cancel);
-            var b = TextGeneration.ResolveBlock(model, template.Block).BlockSize;
             for (var j = 0; j < batch.Count; j++)
             {
                 var r = results[j];

@@ -41,7 +41,6 @@ public sealed class ArDecodeSession : DecodeSession
     private Tensor _valid;                  // [R, cache length]: false where a row has no key
     private Tensor? _logits;                // [R, V]: next-token logits of every row
     private List<Row> _rows = [];
-    private readonly Dictionary<int, PromptPrefill> _joining = [];   // by sequence: waiting prompts whose prefill has started
     private readonly Device _device;
 
     private readonly PrefixCache? _prefixes;
@@ -68,7 +67,6 @@ public sealed class ArDecodeSession : DecodeSession
         var leave = new List<int>();
         TakeCancelled(_rows.Select(r => (r.Sequence, r.Generated.Count)).ToList(), updates, leave);
         if (leave.Count > 0) Keep(Enumerable.Range(0, _rows.Count).Except(leave).ToList());
-        DropAbandonedPrefills(_joining);
         using var noGrad = no_grad();
         if (_rows.Count > 0 && _logits is null) FeedLastTokens();
         var prefilled = SpendPrefillBudget(_rows.Count > 0, (j, budget) => Prefill(j, budget));
@@ -121,14 +119,13 @@ public sealed class ArDecodeSession : DecodeSession
     }
 
     /// <summary>The joiner's prompt on its way in (started on first sight: the prefix cache may already hold some of it).</summary>
-    private PromptPrefill Pending(Joiner j)
+    private PromptPrefill Pending(Joiner j) => Prefilling(j, joiner =>
     {
-        if (_joining.TryGetValue(j.Sequence, out var pending)) return pending;
-        var side = new KvCache(Model.Config.NumLayers, j.Prompt.Length);
+        var side = new KvCache(Model.Config.NumLayers, joiner.Prompt.Length);
         // AR attention is block-causal with block 1. The last prompt token always runs: its logits are the first pick.
-        var reused = _prefixes?.Load(j.Prompt, j.Prompt.Length - 1, 1, side) ?? 0;
-        return _joining[j.Sequence] = new PromptPrefill(side) { Done = reused };
-    }
+        var reused = _prefixes?.Load(joiner.Prompt, joiner.Prompt.Length - 1, 1, side) ?? 0;
+        return new PromptPrefill(side) { Done = reused };
+    });
 
     /// <summary>Prefills up to <paramref name="maxTokens"/> more of the joiner's prompt (0: the rest); the last chunk keeps the next-token logits.</summary>
     private int Prefill(Joiner j, int maxTokens)
@@ -155,9 +152,7 @@ public sealed class ArDecodeSession : DecodeSession
     private void Join(Joiner j)
     {
         using var scope = NewDisposeScope();
-        var pending = _joining[j.Sequence];
-        _joining.Remove(j.Sequence);
-        Admit(j);
+        var pending = Admit<PromptPrefill>(j);
         var p = j.Prompt.Length;
         var width = Math.Max(_cache.Length, p);
         _cache.AppendRows(_rows.Count, pending.Side, 1);
@@ -223,8 +218,7 @@ public sealed class ArDecodeSession : DecodeSession
 
     public override void Dispose()
     {
-        foreach (var pending in _joining.Values) pending.Dispose();
-        _joining.Clear();
+        base.Dispose();
         _valid.Dispose();
         _logits?.Dispose();
         _cache.Dispose();

@@ -183,7 +183,6 @@ public sealed class BlockDecodeSession : DecodeSession
     private readonly BlockForward _forward;
     private readonly CreditLedger? _credit;
     private List<BlockDecoder.Row> _rows = [];
-    private readonly Dictionary<int, PendingJoin> _joining = [];   // by sequence: waiting prompts whose prefill has started
     private bool _inBlock;
     private int _step;
 
@@ -217,7 +216,6 @@ public sealed class BlockDecodeSession : DecodeSession
         var leave = new List<int>();
         TakeCancelled(_rows.Select(r => (r.Sequence, r.Generated.Count)).ToList(), updates, leave);
         if (leave.Count > 0) Keep(Enumerable.Range(0, _rows.Count).Except(leave).ToList());
-        DropAbandonedPrefills(_joining);
         var prefilled = SpendPrefillBudget(_rows.Count > 0, (j, budget) => _forward.Prefill(Pending(j), budget));
         while (true)
         {
@@ -261,19 +259,13 @@ public sealed class BlockDecodeSession : DecodeSession
     }
 
     /// <summary>The joiner's prompt on its way in (started on first sight: the prefix cache may already hold some of it).</summary>
-    private PendingJoin Pending(Joiner j)
-    {
-        if (!_joining.TryGetValue(j.Sequence, out var pending))
-            _joining[j.Sequence] = pending = _forward.StartJoin(j.Prompt[..(j.Prompt.Length / _block.BlockSize * _block.BlockSize)]);
-        return pending;
-    }
+    private PendingJoin Pending(Joiner j) =>
+        Prefilling(j, joiner => _forward.StartJoin(joiner.Prompt[..(joiner.Prompt.Length / _block.BlockSize * _block.BlockSize)]));
 
     private void Join(Joiner j)
     {
         var full = j.Prompt.Length / _block.BlockSize * _block.BlockSize;
-        _forward.Join(_joining[j.Sequence]);
-        _joining.Remove(j.Sequence);
-        Admit(j);
+        _forward.Join(Admit<PendingJoin>(j));
         _rows.Add(new BlockDecoder.Row(j.Sequence, j.Prompt[full..], j.Options.MaxNewTokens, j.Options.Sampling, Sampler.NewGenerator(j.Options.Sampling.Seed)));
     }
 
@@ -353,8 +345,7 @@ public sealed class BlockDecodeSession : DecodeSession
 
     public override void Dispose()
     {
-        foreach (var pending in _joining.Values) pending.Dispose();
-        _joining.Clear();
+        base.Dispose();
         _credit?.Dispose();
         _forward.Dispose();
     }

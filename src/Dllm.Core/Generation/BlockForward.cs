@@ -43,7 +43,7 @@ internal abstract class BlockForward : IDisposable
     /// maybe none); the rest of the prompt is the fixed head of its first window. Nothing is computed yet, except
     /// what a prefix cache already holds.
     /// </summary>
-    public virtual PendingJoin StartJoin(IReadOnlyList<int> fullBlocks) => new(fullBlocks.ToArray(), 0, null);
+    public virtual PendingJoin StartJoin(int[] fullBlocks) => new(fullBlocks, 0, null);
 
     /// <summary>
     /// Prefills up to <paramref name="maxTokens"/> more of the pending prompt's context (whole blocks; 0 = all of it)
@@ -147,9 +147,8 @@ internal sealed class CachedBlockForward : BlockForward
         _keyValid = zeros(0, 0, dtype: ScalarType.Bool, device: Device).DetachFromDisposeScope();
     }
 
-    public override PendingJoin StartJoin(IReadOnlyList<int> fullBlocks)
+    public override PendingJoin StartJoin(int[] tokens)
     {
-        var tokens = fullBlocks.ToArray();
         // Every full block but the last is prefilled on the side (the last is committed by the next block-start forward).
         // Whole chunks another prompt already prefilled come from the prefix cache.
         var prefix = Math.Max(0, tokens.Length - B);

@@ -18,6 +18,7 @@ public abstract class DecodeSession : IDisposable
 {
     private readonly List<Joiner> _waiting = [];
     private readonly HashSet<int> _cancelled = [];
+    private readonly Dictionary<int, IDisposable> _prefilling = [];   // by sequence: waiting prompts whose prefill has started
     private int _next;
 
     protected DecodeSession(CausalLM model, IReadOnlyList<int> stopTokenIds, Func<int, IReadOnlyList<int>, bool>? stopWhen, DecodeProfile? profile)
@@ -45,8 +46,12 @@ public abstract class DecodeSession : IDisposable
     public int PrefillChunk
     {
         get;
-        init => field = value >= 0 ? value : throw new DllmException($"the prefill chunk must be 0 (whole prompts) or more tokens, got {value}");
+        init => field = CheckPrefillChunk(value);
     }
+
+    /// <summary>The one check of a prefill chunk, shared by the library and the server's settings.</summary>
+    public static int CheckPrefillChunk(int tokens) =>
+        tokens >= 0 ? tokens : throw new DllmException($"the prefill chunk must be 0 (whole prompts) or more tokens, got {tokens}");
 
     /// <summary>Sequences in the batch now.</summary>
     public abstract int Running { get; }
@@ -87,17 +92,22 @@ public abstract class DecodeSession : IDisposable
     /// <summary>The sequences waiting to join, oldest first (a subclass may be prefilling them).</summary>
     protected IReadOnlyList<Joiner> WaitingJoiners => _waiting;
 
-    /// <summary>A waiting sequence joins the batch now.</summary>
-    protected void Admit(Joiner joiner) => _waiting.Remove(joiner);
-
-    /// <summary>Frees the prefill state of sequences that stopped waiting without joining (cancelled while prefilling).</summary>
-    protected void DropAbandonedPrefills<T>(Dictionary<int, T> prefilling) where T : IDisposable
+    /// <summary>A waiting sequence's prefill state, made by <paramref name="start"/> the first time it is asked for.</summary>
+    protected T Prefilling<T>(Joiner joiner, Func<Joiner, T> start) where T : class, IDisposable
     {
-        foreach (var gone in prefilling.Keys.Except(_waiting.Select(j => j.Sequence)).ToList())
-        {
-            prefilling[gone].Dispose();
-            prefilling.Remove(gone);
-        }
+        if (_prefilling.TryGetValue(joiner.Sequence, out var state)) return (T)state;
+        var started = start(joiner);
+        _prefilling[joiner.Sequence] = started;
+        return started;
+    }
+
+    /// <summary>A waiting sequence joins the batch now; its prefill state passes to the caller, who disposes it.</summary>
+    protected T Admit<T>(Joiner joiner) where T : class, IDisposable
+    {
+        _waiting.Remove(joiner);
+        var state = _prefilling[joiner.Sequence];
+        _prefilling.Remove(joiner.Sequence);
+        return (T)state;
     }
 
     /// <summary>
@@ -107,6 +117,7 @@ public abstract class DecodeSession : IDisposable
     /// </summary>
     protected int SpendPrefillBudget(bool othersDecoding, Func<Joiner, int, int> prefill)
     {
+        if (_waiting.Count == 0) return 0;
         var unlimited = !othersDecoding || PrefillChunk == 0;
         var budget = unlimited ? int.MaxValue : PrefillChunk;
         var spent = 0;
@@ -131,6 +142,8 @@ public abstract class DecodeSession : IDisposable
             if (_cancelled.Contains(_waiting[i].Sequence))
             {
                 updates.Add(new SequenceUpdate(_waiting[i].Sequence, [], [], [], FinishReason.Cancelled, 0));
+                // Cancelled while its prompt was being prefilled: free that state too.
+                if (_prefilling.Remove(_waiting[i].Sequence, out var state)) state.Dispose();
                 _waiting.RemoveAt(i);
             }
         for (var i = 0; i < rows.Count; i++)
@@ -144,5 +157,10 @@ public abstract class DecodeSession : IDisposable
 
     protected sealed record Joiner(int Sequence, int[] Prompt, DecodeOptions Options);
 
-    public abstract void Dispose();
+    /// <summary>Frees the prefill state of prompts that never joined; sessions free their own state and call this.</summary>
+    public virtual void Dispose()
+    {
+        foreach (var state in _prefilling.Values) state.Dispose();
+        _prefilling.Clear();
+    }
 }

@@ -16,7 +16,7 @@ public sealed record SchedulerOptions(int MaxBatch = 8, int MaxQueue = 64, long 
 
     public void Validate()
     {
-        if (PrefillChunk < 0) throw new DllmException($"the prefill chunk must be 0 (whole prompts) or more tokens, got {PrefillChunk}");
+        Generation.DecodeSession.CheckPrefillChunk(PrefillChunk);
         if (PrefixCacheTokens < 0) throw new DllmException($"the prefix cache size must be 0 (off) or more tokens, got {PrefixCacheTokens}");
         if (MaxBatch < 1) throw new DllmException($"max batch must be at least 1, got {MaxBatch}");
         if (MaxQueue < 1) throw new DllmException($"max queue must be at least 1, got {MaxQueue}");
