@@ -4,7 +4,8 @@
 # at a time, at the demo's block size. Each run writes the mean of its last 5 checkpoints, 25 steps apart, as the demo does.
 # Usage: bench/scripts/cap-evidence.sh [DEMO_DIR] [STEPS] [SEEDS...]   (run ./dllm demo first; defaults: demo, the
 #        demo's SFT steps, 1 2 3 4 5). Learning rate, batch and block are the demo's (read from DEMO_DIR/sft-run);
-#        THRESHOLD (default 0.95, the demo's and LLaDA2.0's) sets the decoding threshold.
+#        THRESHOLDS (default 0.95, the demo's and LLaDA2.0's) and BLOCKS (default: the trained block) set the
+#        decoding grid: every model is decoded at each threshold x block (models already trained are only decoded).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 demo="${1:-$root/demo}"
@@ -15,10 +16,11 @@ steps="${2:-$demo_steps}"; shift $(( $# > 2 ? 2 : $# )) || true
 seeds=("$@"); [ ${#seeds[@]} -gt 0 ] || seeds=(1 2 3 4 5)
 dllm="${DLLM:-$root/dllm}"
 out="$demo/cap-evidence"; mkdir -p "$out"
-threshold="${THRESHOLD:-0.95}"
-echo "steps $steps, lr $lr, batch $batch, block $block, threshold $threshold"
-echo "| seed | variant | accuracy | per kind (accuracy, TPF) | tokens / forward |"
-echo "|---|---|---|---|---|"
+read -r -a thresholds <<< "${THRESHOLDS:-${THRESHOLD:-0.95}}"
+read -r -a blocks <<< "${BLOCKS:-$block}"
+echo "steps $steps, lr $lr, batch $batch, trained at block $block"
+echo "| seed | variant | block | threshold | accuracy | per kind (accuracy, TPF) | tokens / forward | ceiling |"
+echo "|---|---|---|---|---|---|---|---|"
 for seed in "${seeds[@]}"; do
   for variant in sft cap; do
     extra=(); [ "$variant" = cap ] && extra=(--cap-weight 2)
@@ -27,7 +29,11 @@ for seed in "${seeds[@]}"; do
       $dllm sft --model "$demo/dlm" --data "$demo/data/tasks_train.jsonl" --out "$out/$variant-$seed" --steps "$steps" --weight-decay 0.05 \
         --batch-size "$batch" --block-size "$block" --lr "$lr" --seed "$seed" --eval-every 100000 --checkpoint-every 25 --keep-last 5 --average-last 5 "${extra[@]}" > "$out/$variant-$seed.log" 2>&1
     fi
-    $dllm eval --model "$out/$variant-$seed" --task "$demo/data/tasks_test.jsonl" --threshold "$threshold" -n 40 --batch 1 --json \
-      | python3 -c "import json,sys; r=json.load(sys.stdin); k=', '.join(f'{n} {v[\"accuracy\"]:.2f}/{v[\"tokens_per_forward\"]:.1f}' for n,v in r['kinds'].items()); print(f'| $seed | $variant | {r[\"accuracy\"]:.3f} | {k} | {r[\"tokens_per_forward\"]:.2f} |')"
+    for b in "${blocks[@]}"; do
+      for threshold in "${thresholds[@]}"; do
+        $dllm eval --model "$out/$variant-$seed" --task "$demo/data/tasks_test.jsonl" --block-size "$b" --threshold "$threshold" -n 40 --batch 1 --json \
+          | python3 -c "import json,sys; r=json.load(sys.stdin); k=', '.join(f'{n} {v[\"accuracy\"]:.2f}/{v[\"tokens_per_forward\"]:.1f}' for n,v in r['kinds'].items()); print(f'| $seed | $variant | $b | $threshold | {r[\"accuracy\"]:.3f} | {k} | {r[\"tokens_per_forward\"]:.2f} | {r[\"tokens_per_forward_ceiling\"]:.2f} |')"
+      done
+    done
   done
 done

@@ -100,9 +100,22 @@ public sealed class ArDecodeSession : DecodeSession
             else if (position + 1 >= r.Limit) (finish, length) = (FinishReason.Length, position + 1);
             else keep.Add(i);
             updates.Add(new SequenceUpdate(r.Sequence, [position], [tokens[i]], [confidences[i]], finish, length));
+            if (finish is not null) StoreFinished(i);
         }
         Keep(keep);
         return new DecodeStep(Forwards, updates, first, 1, rows, prefilled);
+    }
+
+    /// <summary>
+    /// A finished row leaves its prompt and answer in the prefix cache: a chat's next turn starts with both. The cache
+    /// holds every token but the last sampled one, right-aligned like every row's.
+    /// </summary>
+    private void StoreFinished(int row)
+    {
+        if (_prefixes is null) return;
+        var r = _rows[row];
+        int[] sequence = [.. r.Prompt, .. r.Generated.Take(r.Generated.Count - 1)];
+        _prefixes.Store(sequence, sequence.Length, 1, _cache, row, _cache.Length - sequence.Length);
     }
 
     /// <summary>One forward over every row's last sampled token: the next logits.</summary>
@@ -111,7 +124,7 @@ public sealed class ArDecodeSession : DecodeSession
         using var scope = NewDisposeScope();
         var r = _rows.Count;
         var next = tensor(_rows.Select(x => (long)x.Generated[^1]).ToArray(), device: _device).unsqueeze(1);              // [R, 1]
-        var positions = tensor(_rows.Select(x => (long)(x.PromptTokens + x.Generated.Count - 1)).ToArray(), device: _device).unsqueeze(1);
+        var positions = tensor(_rows.Select(x => (long)(x.Prompt.Length + x.Generated.Count - 1)).ToArray(), device: _device).unsqueeze(1);
         Replace(ref _valid, cat([_valid, ones(r, 1, dtype: ScalarType.Bool, device: _device)], 1));
         var mask = _valid.unsqueeze(1).unsqueeze(1);                                                                       // [R, 1, 1, S]
         var logits = DecodeProfile.Forward(Profile, () => Model.Forward(next, positions, mask, _cache).squeeze(1));
@@ -162,7 +175,7 @@ public sealed class ArDecodeSession : DecodeSession
         _logits?.Dispose();
         _logits = all.DetachFromDisposeScope();
         pending.Dispose();
-        _rows.Add(new Row(j.Sequence, p, j.Options.MaxNewTokens, j.Options.Sampling, Sampler.NewGenerator(j.Options.Sampling.Seed)));
+        _rows.Add(new Row(j.Sequence, j.Prompt, j.Options.MaxNewTokens, j.Options.Sampling, Sampler.NewGenerator(j.Options.Sampling.Seed)));
     }
 
     /// <summary>A prompt being prefilled on its own cache before it joins; <see cref="Logits"/> once all of it is.</summary>
@@ -224,10 +237,10 @@ public sealed class ArDecodeSession : DecodeSession
         _cache.Dispose();
     }
 
-    private sealed class Row(int sequence, int promptTokens, int limit, SamplingOptions sampling, Generator generator)
+    private sealed class Row(int sequence, int[] prompt, int limit, SamplingOptions sampling, Generator generator)
     {
         public int Sequence { get; } = sequence;
-        public int PromptTokens { get; } = promptTokens;
+        public int[] Prompt { get; } = prompt;
         public int Limit { get; } = limit;
         public SamplingOptions Sampling { get; } = sampling;
         public Generator Generator { get; } = generator;

@@ -56,9 +56,10 @@ public static class BlockDecoder
     }
 
     /// <summary>One sequence of the batch: its window (CPU), what it generated, how many window slots are prompt tail.</summary>
-    internal sealed class Row(int sequence, int[] tail, int limit, SamplingOptions sampling, Generator generator)
+    internal sealed class Row(int sequence, int[] prompt, int fullBlocks, int limit, SamplingOptions sampling, Generator generator)
     {
         public int Sequence { get; } = sequence;
+        public int[] Prompt { get; } = prompt;
         public SamplingOptions Sampling { get; } = sampling;
         public Generator Generator { get; } = generator;
         public int[] Window { get; private set; } = [];
@@ -71,12 +72,12 @@ public static class BlockDecoder
         public void StartBlock(int b, int maskId)
         {
             (_postSteps, _hadMasks, _blockDone) = (0, false, false);
-            FixedSlots = _blocks++ == 0 ? tail.Length : 0;
+            FixedSlots = _blocks++ == 0 ? prompt.Length - fullBlocks : 0;
             Window = new int[b];
             Undecided = new bool[b];
             for (var s = 0; s < b; s++)
             {
-                Window[s] = s < FixedSlots ? tail[s] : maskId;
+                Window[s] = s < FixedSlots ? prompt[fullBlocks + s] : maskId;
                 Undecided[s] = s >= FixedSlots;
             }
         }
@@ -266,7 +267,7 @@ public sealed class BlockDecodeSession : DecodeSession
     {
         var full = j.Prompt.Length / _block.BlockSize * _block.BlockSize;
         _forward.Join(Admit<PendingJoin>(j));
-        _rows.Add(new BlockDecoder.Row(j.Sequence, j.Prompt[full..], j.Options.MaxNewTokens, j.Options.Sampling, Sampler.NewGenerator(j.Options.Sampling.Seed)));
+        _rows.Add(new BlockDecoder.Row(j.Sequence, j.Prompt, full, j.Options.MaxNewTokens, j.Options.Sampling, Sampler.NewGenerator(j.Options.Sampling.Seed)));
     }
 
     /// <summary>The block is decided: keep its tokens, let finished rows leave, and queue the rest's windows for commit.</summary>
@@ -275,7 +276,11 @@ public sealed class BlockDecodeSession : DecodeSession
         var keep = new List<int>();
         for (var i = 0; i < _rows.Count; i++)
         {
-            if (_rows[i].EndBlock(Stops, StopWhen) is { } done) updates.Add(done);
+            if (_rows[i].EndBlock(Stops, StopWhen) is { } done)
+            {
+                updates.Add(done);
+                _forward.Store(i, [.. _rows[i].Prompt, .. _rows[i].Generated]);
+            }
             else keep.Add(i);
         }
         Keep(keep);

@@ -60,6 +60,12 @@ internal abstract class BlockForward : IDisposable
     /// <summary>Every row's window is final: it becomes context, and the next windows start B later.</summary>
     public abstract void Advance(int[][] finishedWindows);
 
+    /// <summary>
+    /// Leaves what the cache holds of a row (its prompt and committed blocks; <paramref name="sequence"/> is the row's
+    /// prompt and generated tokens) in the prefix cache, for a later prompt that repeats them (a chat's next turn).
+    /// </summary>
+    public virtual void Store(int row, int[] sequence) { }
+
     /// <summary>Keeps only the given rows, in order (finished or cancelled sequences leave; their cache rows are freed).</summary>
     public void KeepRows(IReadOnlyList<int> keep)
     {
@@ -235,6 +241,15 @@ internal sealed class CachedBlockForward : BlockForward
         // Rows whose slot 0 is prompt never read it: any output stands in where there is no committed one.
         var outputs = Shifted ? cat([_slotZero ?? h.narrow(1, 0, 1), h.narrow(1, 0, B - 1)], 1) : h;
         return outputs.MoveToOuterDisposeScope();
+    }
+
+    public override void Store(int row, int[] sequence)
+    {
+        if (_prefixes is null) return;
+        // Every row's committed positions end at the cache's end; a window still pending is not among them.
+        var committed = (int)WindowStart[row] - (_pending[row]?.Length ?? 0);
+        if (committed <= 0) return;
+        _prefixes.Store(sequence, committed, B, _cache, row, _cache.Length - committed);
     }
 
     private (Tensor, Tensor) StepInputs()

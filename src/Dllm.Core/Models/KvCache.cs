@@ -76,18 +76,19 @@ public sealed class KvCache : IDisposable
         Length = length;
     }
 
-    /// <summary>Copies of row 0's committed positions [start, start + count): per layer keys and values [H_kv, count, D].</summary>
-    internal (Tensor[] Keys, Tensor[] Values) Slice(long start, long count)
+    /// <summary>Copies of a row's committed columns [start, start + count): per layer keys and values [H_kv, count, D].</summary>
+    internal (Tensor[] Keys, Tensor[] Values) Slice(long start, long count, long row = 0)
     {
         if (start < 0 || count <= 0 || start + count > Length) throw new ArgumentOutOfRangeException(nameof(count));
+        if (row < 0 || row >= BatchSize) throw new ArgumentOutOfRangeException(nameof(row));
         using var noGrad = no_grad();
         var keys = new Tensor[_keys.Length];
         var values = new Tensor[_keys.Length];
         for (var i = 0; i < _keys.Length; i++)
         {
             using var scope = NewDisposeScope();
-            keys[i] = _keys[i]![0].narrow(1, start, count).clone().DetachFromDisposeScope();
-            values[i] = _values[i]![0].narrow(1, start, count).clone().DetachFromDisposeScope();
+            keys[i] = _keys[i]![row].narrow(1, start, count).clone().DetachFromDisposeScope();
+            values[i] = _values[i]![row].narrow(1, start, count).clone().DetachFromDisposeScope();
         }
         return (keys, values);
     }

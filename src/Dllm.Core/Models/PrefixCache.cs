@@ -3,8 +3,9 @@ using static TorchSharp.torch;
 namespace Dllm.Models;
 
 /// <summary>
-/// Keys and values of prompt prefixes, kept across requests so that a prompt starting like an earlier one (a system
-/// prompt, a chat history) prefills only what is new. Stored in chunks of whole blocks: under block-causal attention
+/// Keys and values of token prefixes, kept across requests so that a prompt starting like an earlier one (a system
+/// prompt, a chat history) prefills only what is new. Decoders leave a prompt's chunks once it is prefilled and, when a
+/// sequence finishes, the chunks its answer completed, so a chat's next turn (history, answer, new message) finds both. Stored in chunks of whole blocks: under block-causal attention
 /// with block B (AR is B = 1) the keys and values of positions [0, kC) depend only on tokens [0, kC) when the chunk C
 /// is a multiple of B, so a stored chunk is exact for every prompt that shares the tokens up to its end. An entry is
 /// found by the whole prefix it ends (compared token by token, never by hash alone) and the block size it was
@@ -61,14 +62,16 @@ public sealed class PrefixCache(long capacityTokens) : IDisposable
 
     /// <summary>
     /// Stores the whole chunks of <paramref name="prompt"/>[..<paramref name="length"/>] that <paramref name="cache"/>
-    /// (one row, holding at least those positions, computed under block size <paramref name="blockSize"/>) has and
-    /// the store lacks.
+    /// (computed under block size <paramref name="blockSize"/>) has and the store lacks. The sequence is row
+    /// <paramref name="row"/> of the cache, its position 0 at column <paramref name="offset"/> (a batch's rows are
+    /// aligned to the right); the tokens may go past the prompt into what was generated, which a chat's next turn repeats.
     /// </summary>
-    public void Store(IReadOnlyList<int> prompt, int length, int blockSize, KvCache cache)
+    public void Store(IReadOnlyList<int> prompt, int length, int blockSize, KvCache cache, int row = 0, long offset = 0)
     {
         if (CapacityTokens == 0) return;
+        if (offset < 0) throw new ArgumentOutOfRangeException(nameof(offset));
         var chunk = ChunkFor(blockSize);
-        length = (int)Math.Min(length, cache.Length) / chunk * chunk;
+        length = (int)Math.Min(length, cache.Length - offset) / chunk * chunk;
         var tokens = prompt as int[] ?? prompt.ToArray();
         lock (_gate)
         {
@@ -83,7 +86,7 @@ public sealed class PrefixCache(long capacityTokens) : IDisposable
                 }
                 if (chunk > CapacityTokens) return;
                 while (StoredTokens + chunk > CapacityTokens) Evict();
-                var (keys, values) = cache.Slice(end - chunk, chunk);
+                var (keys, values) = cache.Slice(offset + end - chunk, chunk, row);
                 _entries[key.Owned()] = new Entry(keys, values, end) { LastUse = now };
                 StoredTokens += chunk;
             }

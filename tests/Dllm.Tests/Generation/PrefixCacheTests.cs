@@ -66,6 +66,33 @@ public class PrefixCacheTests
         Assert.True(prefixes.StoredTokens > 32);
     }
 
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void APromptThatRepeatsAnAnswerReusesTheAnswersChunks(string kind)
+    {
+        using var model = Model(kind);
+        using var prefixes = new PrefixCache(1024);
+        // 40 prompt tokens and 9 generated: the cache ends up holding 48 of them (AR: all but the last sampled token;
+        // block 4: every block but the last window), three chunks of 16, the third half answer.
+        var answer = Decode(kind, model, System, prefixes);
+        Assert.Equal(48, prefixes.StoredTokens);
+        int[] nextTurn = [.. System, .. answer.Tokens.Take(8), 7, 8, 9, 10, 11];
+        var alone = Decode(kind, model, nextTurn, null);
+        var before = prefixes.ReusedTokens;
+        var shared = Decode(kind, model, nextTurn, prefixes);
+        Assert.Equal(48, prefixes.ReusedTokens - before);
+        Assert.Equal(alone.Tokens, shared.Tokens);
+        if (kind != "ar") return;
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var full = model.Forward(tensor(nextTurn.Select(t => (long)t).ToArray()).unsqueeze(0), logitsForLast: 1).squeeze();
+        using var cache = new KvCache(model.Config.NumLayers);
+        Assert.Equal(48, prefixes.Load(nextTurn, nextTurn.Length - 1, 1, cache));
+        var rest = tensor(nextTurn[48..].Select(t => (long)t).ToArray()).unsqueeze(0);
+        var viaStore = model.Forward(rest, arange(48, nextTurn.Length).unsqueeze(0), null, cache, logitsForLast: 1).squeeze();
+        Assert.True(full.allclose(viaStore, rtol: 1e-5, atol: 1e-5), $"max difference {(full - viaStore).abs().max().item<float>()}");
+    }
+
     [Fact]
     public void AReusedPrefixGivesTheFirstTokenTheSameLogitsAsAFullPrefill()
     {
@@ -91,13 +118,15 @@ public class PrefixCacheTests
     {
         using var model = Model("ar");
         using var prefixes = new PrefixCache(64);   // four chunks of 16
-        int[] x = [.. Enumerable.Range(0, 40).Select(i => 20 + i)], y = [.. Enumerable.Range(0, 40).Select(i => 100 + i)];
+        // 36-token prompts: with the 8 answer tokens the cache holds (the last sampled one is never fed) a sequence
+        // fills two chunks, so prompt and answer together store what the prompt alone does.
+        int[] x = [.. Enumerable.Range(0, 36).Select(i => 20 + i)], y = [.. Enumerable.Range(0, 36).Select(i => 100 + i)];
         Decode("ar", model, x, prefixes);           // stores x's two whole chunks
         Decode("ar", model, y, prefixes);           // and y's: full
         Assert.Equal(64, prefixes.StoredTokens);
         Decode("ar", model, x, prefixes);           // x reused: now y is the least recently used
         Assert.Equal(32, prefixes.ReusedTokens);
-        int[] z = [.. Enumerable.Range(0, 40).Select(i => 160 + i)];
+        int[] z = [.. Enumerable.Range(0, 36).Select(i => 160 + i)];
         Decode("ar", model, z, prefixes);           // z's two chunks push y's out, tail first
         Assert.Equal(64, prefixes.StoredTokens);
         var before = prefixes.ReusedTokens;
