@@ -86,7 +86,7 @@ public static class TrainBenchmark
             var all = ones_like(batch.Tokens, dtype: ScalarType.Bool);
             var draw = ComplementaryMasking.WithComplement(NoiseSampler.Draw(batch.Tokens, 32, maskId, context.Generator, new NoiseOptions(), all), batch.Tokens, all);
             using var result = BlockDiffusionLoss.Compute(model, new TokenBatch(batch.Tokens.repeat(2, 1)), 32, draw);
-            return new ObjectiveResult(result.Loss.alias().MoveToOuterDisposeScope(), result.TokenCount.item<long>());
+            return new ObjectiveResult(result.Loss.alias().MoveToOuterDisposeScope(), result.TokenCount.alias().MoveToOuterDisposeScope());
         }
     }
 }

@@ -15,9 +15,10 @@ public static class EmbeddingNoise
         Tensor noise;
         using (no_grad())
         {
-            // The noise is a constant input: no gradient flows into the table through its scale.
-            var rms = table.to_type(ScalarType.Float32).pow(2).mean().sqrt().item<float>();
-            noise = randn(embeddings.shape, generator: generator, dtype: ScalarType.Float32).to(embeddings.device).mul(sigma * rms).to_type(embeddings.dtype);
+            // The noise is a constant input: no gradient flows into the table through its scale. The scale stays on the
+            // device (no host read per forward); sigma * rms is formed in float64 from the float32 RMS, as a host product was.
+            var scale = table.to_type(ScalarType.Float32).pow(2).mean().sqrt().to_type(ScalarType.Float64).mul(sigma);
+            noise = randn(embeddings.shape, generator: generator, dtype: ScalarType.Float32).to(embeddings.device).mul(scale).to_type(embeddings.dtype);
         }
         var result = embeddings + noise * atMask.unsqueeze(-1).to_type(embeddings.dtype);
         return result.MoveToOuterDisposeScope();

@@ -31,18 +31,18 @@ public sealed class DpoObjective(CausalLM reference, DpoSettings settings, int m
     {
         using var scope = NewDisposeScope();
         var (loss, gains) = Rewards(model, batch, context.Generator);
-        var tokens = batch.Scored!.sum().item<long>();
+        var tokens = batch.Scored!.sum();
         // The usual DPO diagnostics: implicit rewards beta * (E_pi - E_ref) of chosen and rejected, and how
         // often chosen wins. Chosen falling with rejected falling faster is DPO's known drift.
         var chosen = settings.Beta * gains.select(1, 0);
         var rejected = settings.Beta * gains.select(1, 1);
-        var extra = new Dictionary<string, double>
+        var extra = new Dictionary<string, Tensor>
         {
-            ["dpo_chosen_reward"] = chosen.mean().item<float>(),
-            ["dpo_rejected_reward"] = rejected.mean().item<float>(),
-            ["dpo_reward_accuracy"] = (chosen > rejected).to_type(ScalarType.Float32).mean().item<float>(),
+            ["dpo_chosen_reward"] = chosen.mean().detach().MoveToOuterDisposeScope(),
+            ["dpo_rejected_reward"] = rejected.mean().detach().MoveToOuterDisposeScope(),
+            ["dpo_reward_accuracy"] = (chosen > rejected).to_type(ScalarType.Float32).mean().MoveToOuterDisposeScope(),
         };
-        return new ObjectiveResult(loss.MoveToOuterDisposeScope(), tokens, extra);
+        return new ObjectiveResult(loss.MoveToOuterDisposeScope(), tokens.MoveToOuterDisposeScope(), extra);
     }
 
     /// <summary>The DPO loss and the per-pair margins [P] (policy-vs-reference ELBO gain of chosen over rejected).</summary>

@@ -29,11 +29,11 @@ public sealed class SftObjective(SftSettings settings, int maskTokenId, LabelPos
     {
         using var scope = NewDisposeScope();
         var (loss, tokens) = Loss(model, batch, context.Generator, context.EmbeddingNoise);
-        return new ObjectiveResult(loss.MoveToOuterDisposeScope(), tokens);
+        return new ObjectiveResult(loss.MoveToOuterDisposeScope(), tokens.MoveToOuterDisposeScope());
     }
 
-    /// <summary>The loss and the number of scored tokens, for a batch whose Scored marks the responses.</summary>
-    public (Tensor Loss, long Tokens) Loss(CausalLM model, TokenBatch batch, Generator generator, double embeddingNoise = 0)
+    /// <summary>The loss and the number of scored tokens (a 0-d tensor), for a batch whose Scored marks the responses.</summary>
+    public (Tensor Loss, Tensor Tokens) Loss(CausalLM model, TokenBatch batch, Generator generator, double embeddingNoise = 0)
     {
         using var scope = NewDisposeScope();
         if (batch.Scored is null) throw new ArgumentException("SFT batches must mark their response tokens (Scored)");
@@ -51,6 +51,6 @@ public sealed class SftObjective(SftSettings settings, int maskTokenId, LabelPos
         var loss = result.Loss.alias();   // result is disposed on return; the alias keeps the graph
         if (settings.CapWeight > 0)
             loss = loss + settings.CapWeight * ConfidenceLoss.Compute(result.MaskedLogits!, result.MaskedTargets!);
-        return (loss.MoveToOuterDisposeScope(), result.TokenCount.item<long>());
+        return (loss.MoveToOuterDisposeScope(), result.TokenCount.alias().MoveToOuterDisposeScope());
     }
 }

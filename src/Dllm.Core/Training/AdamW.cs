@@ -41,25 +41,45 @@ public sealed class AdamW : IDisposable
     /// <summary>Global L2 norm of all gradients (fp32), then scales them down to <paramref name="maxNorm"/> if above (0 = no clipping).</summary>
     public double ClipGradients(double maxNorm)
     {
+        using var norm = GradientNorm();
+        if (norm is null) return 0;
+        var total = norm.item<float>();
+        ClipTo(total, maxNorm);
+        return total;
+    }
+
+    /// <summary>
+    /// Global L2 norm of all gradients (fp32) as a 0-d tensor on their device, or null when no parameter has a gradient:
+    /// the trainer reads it together with the step's loss, in one transfer.
+    /// </summary>
+    public Tensor? GradientNorm()
+    {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var grads = _slots.Select(s => s.Param.grad).OfType<Tensor>().ToList();
+        var grads = Gradients();
         try
         {
-            if (grads.Count == 0) return 0;
-            var total = stack(grads.Select(g => g.to_type(ScalarType.Float32).pow(2).sum()).ToArray()).sum().sqrt().item<float>();
-            if (maxNorm > 0 && total > maxNorm && float.IsFinite(total))
-            {
-                var scale = maxNorm / (total + 1e-6);
-                foreach (var g in grads) g.mul_(scale);
-            }
-            return total;
+            return grads.Count == 0 ? null : stack(grads.Select(g => g.to_type(ScalarType.Float32).pow(2).sum()).ToArray()).sum().sqrt().MoveToOuterDisposeScope();
         }
         finally
         {
-            foreach (var g in grads) g.Dispose();   // wrappers only: the gradients themselves stay on the parameters
+            foreach (var g in grads) g.Dispose();
         }
     }
+
+    /// <summary>Scales the gradients down to <paramref name="maxNorm"/> when their norm <paramref name="total"/> is above it (0 = no clipping).</summary>
+    public void ClipTo(float total, double maxNorm)
+    {
+        if (!(maxNorm > 0 && total > maxNorm && float.IsFinite(total))) return;
+        var scale = maxNorm / (total + 1e-6);
+        using var noGrad = no_grad();
+        var grads = Gradients();
+        foreach (var g in grads) g.mul_(scale);
+        foreach (var g in grads) g.Dispose();
+    }
+
+    /// <summary>Wrappers of the parameters' gradients (dispose them; the gradients stay on the parameters).</summary>
+    private List<Tensor> Gradients() => _slots.Select(s => s.Param.grad).OfType<Tensor>().ToList();
 
     public void Step(double learningRate)
     {

@@ -24,19 +24,18 @@ public sealed class ArObjective : ITrainingObjective
         var logits = model.Forward(tokens, mask: mask).narrow(1, 0, l - 1);
         var targets = tokens.narrow(1, 1, l - 1);
         var ce = nn.functional.cross_entropy(logits.reshape((l - 1) * b, -1), targets.reshape(-1), reduction: nn.Reduction.None).reshape(b, l - 1);
-        Tensor loss;
-        long count;
+        Tensor loss, count;
         if (batch.Scored is { } scored)
         {
             var s = scored.narrow(1, 1, l - 1);
-            count = s.sum().item<long>();
-            loss = ce.where(s, zeros_like(ce)).sum() / Math.Max(1, count);
+            count = s.sum();
+            loss = ce.where(s, zeros_like(ce)).sum() / count.clamp_min(1);
         }
         else
         {
-            count = b * (l - 1);
+            count = tensor(b * (l - 1), device: tokens.device);
             loss = ce.mean();
         }
-        return new ObjectiveResult(loss.MoveToOuterDisposeScope(), count);
+        return new ObjectiveResult(loss.MoveToOuterDisposeScope(), count.MoveToOuterDisposeScope());
     }
 }

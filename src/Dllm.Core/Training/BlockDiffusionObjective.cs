@@ -41,7 +41,6 @@ public sealed class BlockDiffusionObjective(BlockSchedule schedule, int maskToke
         }
         if (_variant.FlatWeight) draw = draw with { Rate = ones_like(draw.Rate) };
         using var result = BlockDiffusionLoss.Compute(model, batch, blockSize, draw, labels, context.EmbeddingNoise, context.Generator, views: views);
-        var tokens = result.TokenCount.item<long>();
-        return new ObjectiveResult(result.Loss.alias().MoveToOuterDisposeScope(), tokens);
+        return new ObjectiveResult(result.Loss.alias().MoveToOuterDisposeScope(), result.TokenCount.alias().MoveToOuterDisposeScope());
     }
 }

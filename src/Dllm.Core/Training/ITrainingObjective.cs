@@ -9,10 +9,12 @@ namespace Dllm.Training;
 public sealed record ObjectiveContext(long Step, Generator Generator, double EmbeddingNoise);
 
 /// <summary>
-/// A micro-batch's loss (mean over its scored tokens) and the tokens it trained on. <paramref name="Extra"/>
-/// holds objective-specific diagnostics (e.g. DPO rewards), averaged over micro-batches into metrics.jsonl.
+/// A micro-batch's loss (mean over its scored tokens) and the tokens it trained on (a 0-d integer tensor).
+/// <paramref name="Extra"/> holds objective-specific diagnostics (e.g. DPO rewards, 0-d tensors), averaged over
+/// micro-batches into metrics.jsonl. All stay on the device: the trainer reads a step's numbers to the host in one
+/// transfer (on a GPU every read waits for the queue to drain).
 /// </summary>
-public sealed record ObjectiveResult(Tensor Loss, long Tokens, IReadOnlyDictionary<string, double>? Extra = null);
+public sealed record ObjectiveResult(Tensor Loss, Tensor Tokens, IReadOnlyDictionary<string, Tensor>? Extra = null);
 
 /// <summary>A training loss as a pure function of model, batch and context. The trainer owns everything else.</summary>
 public interface ITrainingObjective

@@ -60,8 +60,9 @@ public sealed class ArValidator(ValidationRows rows, int batchSize = 8) : IValid
             using var scope = NewDisposeScope();
             using var _ = batch;
             var r = ArObjective.Loss(model, batch);
-            total += r.Loss.item<float>() * r.Tokens;
-            count += r.Tokens;
+            var tokens = r.Tokens.item<long>();
+            total += r.Loss.item<float>() * tokens;
+            count += tokens;
         }
         return total / Math.Max(1, count);
     }

@@ -80,22 +80,7 @@ public sealed class Trainer
             var stepClock = Stopwatch.StartNew();
             var noise = EmbeddingNoise.Sigma(_o.EmbeddingNoise, step, _o.EmbeddingNoiseSteps);
             optimizer.ZeroGrad();
-            double lossSum = 0;
-            long tokens = 0;
-            var extra = new Dictionary<string, double>();
-            for (var micro = 0; micro < _o.GradientAccumulation; micro++)
-            {
-                using var scope = NewDisposeScope();
-                using var batch = _data.Next(_model.Placement.Device);
-                using var generator = new Generator(SeededRandom.StepSeed(_o.Seed, step, micro));
-                var result = _objective.Compute(_model, batch, new ObjectiveContext(step, generator, noise));
-                (result.Loss / _o.GradientAccumulation).backward();
-                lossSum += result.Loss.item<float>();
-                tokens += result.Tokens;
-                foreach (var (name, value) in result.Extra ?? new Dictionary<string, double>())
-                    extra[name] = extra.GetValueOrDefault(name) + value / _o.GradientAccumulation;
-            }
-            var loss = lossSum / _o.GradientAccumulation;
+            var (loss, tokens, extra, norm) = ComputeGradients(step, noise, optimizer);
             var gradNorm = double.NaN;
             // A new block size is a new objective, whose loss level the old median says nothing about: conversion's
             // first steps past block 1 have 4-6x the AR loss, and the guard skipped 20-50 of them in a row.
@@ -103,8 +88,9 @@ public sealed class Trainer
             var skip = !double.IsFinite(loss) || IsSpike(loss, recent);
             if (!skip)
             {
-                gradNorm = optimizer.ClipGradients(_o.ClipNorm);
+                gradNorm = norm;
                 skip = !double.IsFinite(gradNorm);
+                if (!skip) optimizer.ClipTo(norm, _o.ClipNorm);
             }
             if (skip)
             {
@@ -144,6 +130,47 @@ public sealed class Trainer
             }
         }
         return TrainingOutcome.Completed;
+    }
+
+    /// <summary>
+    /// Forward and backward over the step's micro-batches, gradients accumulated. The losses, token counts, extras and
+    /// the gradient norm stay on the device until the end, then come to the host in one transfer: a GPU step waits for
+    /// its queue once, not twice per micro-batch. Every number is what a read per micro-batch gives (float32 and
+    /// integer counts are exact in float64, and the sums run in the same order).
+    /// </summary>
+    private (double Loss, long Tokens, Dictionary<string, double> Extra, float GradNorm) ComputeGradients(long step, double noise, AdamW optimizer)
+    {
+        using var stepScope = NewDisposeScope();
+        var losses = new List<Tensor>();
+        var counts = new List<Tensor>();
+        var extras = new List<(string Name, Tensor Value)>();
+        for (var micro = 0; micro < _o.GradientAccumulation; micro++)
+        {
+            using var scope = NewDisposeScope();
+            using var batch = _data.Next(_model.Placement.Device);
+            using var generator = new Generator(SeededRandom.StepSeed(_o.Seed, step, micro));
+            var result = _objective.Compute(_model, batch, new ObjectiveContext(step, generator, noise));
+            (result.Loss / _o.GradientAccumulation).backward();
+            losses.Add(result.Loss.detach().reshape(1).MoveToOuterDisposeScope());
+            counts.Add(result.Tokens.reshape(1).MoveToOuterDisposeScope());
+            foreach (var (name, value) in result.Extra ?? new Dictionary<string, Tensor>())
+                extras.Add((name, value.detach().reshape(1).MoveToOuterDisposeScope()));
+        }
+        var norm = optimizer.GradientNorm() ?? zeros(1, device: _model.Placement.Device);
+        var parts = losses.Concat(counts).Concat(extras.Select(e => e.Value)).Append(norm.reshape(1)).Select(t => t.to_type(ScalarType.Float64));
+        var host = cat(parts.ToArray()).cpu().data<double>().ToArray();
+        var n = _o.GradientAccumulation;
+        double lossSum = 0;
+        long tokens = 0;
+        for (var i = 0; i < n; i++)
+        {
+            lossSum += host[i];
+            tokens += (long)host[n + i];
+        }
+        var extra = new Dictionary<string, double>();
+        for (var i = 0; i < extras.Count; i++)
+            extra[extras[i].Name] = extra.GetValueOrDefault(extras[i].Name) + host[2 * n + i] / n;
+        return (lossSum / n, tokens, extra, (float)host[^1]);
     }
 
     /// <summary>The weights to save: fp32 masters where the model computes in lower precision.</summary>

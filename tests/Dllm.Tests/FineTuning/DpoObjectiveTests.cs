@@ -67,7 +67,7 @@ public class DpoObjectiveTests
         // The logged rewards are beta * (E_pi - E_ref) on the same draws: their difference is beta * margin.
         var result = objective.Compute(model, batch, new ObjectiveContext(0, new Generator(3), 0));
         var extra = result.Extra!;
-        Assert.Equal(1.0 * marginAfter.item<float>(), extra["dpo_chosen_reward"] - extra["dpo_rejected_reward"], 4);
-        Assert.Equal(1.0, extra["dpo_reward_accuracy"]);
+        Assert.Equal(1.0 * marginAfter.item<float>(), extra["dpo_chosen_reward"].item<float>() - extra["dpo_rejected_reward"].item<float>(), 4);
+        Assert.Equal(1.0, extra["dpo_reward_accuracy"].item<float>());
     }
 }
