@@ -5,7 +5,8 @@
 #   evaluation seeds (error bars), and generation quality (the AR model's perplexity of 100 sampled
 #   continuations, repeated 4-grams) beside the AR model's own samples.
 # Usage: bench/scripts/conversion-study.sh OUT_DIR STEPS [VARIANT...]   (default: every variant below)
-#   Variants run in the order given; a finished one (model written) is only re-evaluated, so runs resume and
+#   Variants run in the order given; a finished one (model written) is only re-evaluated, an interrupted one resumes
+#   from its last checkpoint (convert --resume), so a long study can span several sittings, and
 #   two invocations with disjoint variant lists can share OUT_DIR (use OMP_NUM_THREADS=1 for each on 2 cores).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -62,9 +63,11 @@ variants=("$@")
 [ ${#variants[@]} -gt 0 ] || variants=(same-wsd shift-wsd same-mdlm shift-mdlm shift-wsd-complementary shift-wsd-flat shift-wsd-nob1 shift-wsd-long-warmup shift-wsd-decay8 shift-wsd-lr-half shift-wsd-lr-double)
 for name in "${variants[@]}"; do
   if [ ! -f "$out/$name/model.safetensors" ]; then
-    rm -rf "$out/$name" "$out/$name-run"
+    # An interrupted run continues from its last checkpoint (resuming is exact); anything else starts afresh.
+    resume=()
+    if compgen -G "$out/$name-run/checkpoints/step-*" > /dev/null; then resume=(--resume); else rm -rf "$out/$name" "$out/$name-run"; : > "$out/$name.log"; fi
     # shellcheck disable=SC2046
-    $dllm convert --model "$out/ar" --data "$out/train.txt" --out "$out/$name" --steps "$steps" --seed 1 $(args_for "$name") > "$out/$name.log" 2>&1
+    $dllm convert --model "$out/ar" --data "$out/train.txt" --out "$out/$name" --steps "$steps" --seed 1 $(args_for "$name") "${resume[@]}" >> "$out/$name.log" 2>&1
   fi
   if [ ! -f "$out/$name.json" ]; then
     seconds=$(tail -n 1 "$out/$name-run/metrics.jsonl" | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["elapsed_seconds"]))')
