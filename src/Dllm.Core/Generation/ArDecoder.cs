@@ -1,3 +1,4 @@
+using Dllm.Attention;
 using Dllm.Models;
 using static TorchSharp.torch;
 
@@ -69,7 +70,7 @@ public sealed class ArDecodeSession : DecodeSession
         if (leave.Count > 0) Keep(Enumerable.Range(0, _rows.Count).Except(leave).ToList());
         using var noGrad = no_grad();
         if (_rows.Count > 0 && _logits is null) FeedLastTokens();
-        var prefilled = SpendPrefillBudget(_rows.Count > 0, (j, budget) => Prefill(j, budget));
+        var prefilled = SpendPrefillBudget(_rows.Count > 0, (j, budget) => Prefill(j, budget), PrefillTogether);
         foreach (var j in WaitingJoiners.Where(j => Pending(j).Ready).ToList()) Join(j);
         if (_rows.Count == 0) return updates.Count > 0 || prefilled > 0 ? new DecodeStep(Forwards, updates, Prefilled: prefilled) : null;
 
@@ -160,6 +161,40 @@ public sealed class ArDecodeSession : DecodeSession
         }
         pending.Done = to;
         return to - from;
+    }
+
+    /// <summary>
+    /// Prefills the oldest waiting prompts that nothing was reused or computed for yet, as many as fit the budget
+    /// (0: all), in one forward: left-padded to the longest, with each row's own positions and padding masked, so a
+    /// row computes what its prompt computes alone. Each takes its columns of the batch's cache as its own cache,
+    /// and its last logits. Fewer than two: nothing (the one-prompt path does it).
+    /// </summary>
+    private int PrefillTogether(IReadOnlyList<Joiner> joiners, int budget)
+    {
+        var take = new List<Joiner>();
+        var total = 0;
+        foreach (var j in joiners)
+        {
+            if (Pending(j).Done != 0) continue;
+            if (budget > 0 && total + j.Prompt.Length > budget) break;
+            take.Add(j);
+            total += j.Prompt.Length;
+        }
+        if (take.Count < 2) return 0;
+        using var scope = NewDisposeScope();
+        using var batch = PromptBatch.Create(take.Select(j => (IReadOnlyList<int>)j.Prompt).ToList(), 0, 1, Model.Config.MaxPositionEmbeddings, _device);
+        var mask = AttentionMasks.WithPadding(AttentionMasks.Causal(batch.Width, device: _device), batch.Valid);
+        using var cache = new KvCache(Model.Config.NumLayers, batch.Width);
+        var logits = DecodeProfile.Prefill(Profile, () => Model.Forward(batch.Tokens, batch.Positions, mask, cache, logitsForLast: 1)).squeeze(1);
+        for (var r = 0; r < take.Count; r++)
+        {
+            var (j, pending, p) = (take[r], Pending(take[r]), take[r].Prompt.Length);
+            pending.Side.LoadRow(cache, r, batch.Width - p, p);
+            pending.Logits = logits.narrow(0, r, 1).clone().DetachFromDisposeScope();
+            pending.Done = p;
+            _prefixes?.Store(j.Prompt, p, 1, pending.Side);
+        }
+        return total;
     }
 
     private void Join(Joiner j)

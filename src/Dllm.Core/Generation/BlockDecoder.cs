@@ -217,7 +217,8 @@ public sealed class BlockDecodeSession : DecodeSession
         var leave = new List<int>();
         TakeCancelled(_rows.Select(r => (r.Sequence, r.Generated.Count)).ToList(), updates, leave);
         if (leave.Count > 0) Keep(Enumerable.Range(0, _rows.Count).Except(leave).ToList());
-        var prefilled = SpendPrefillBudget(_rows.Count > 0, (j, budget) => _forward.Prefill(Pending(j), budget));
+        var prefilled = SpendPrefillBudget(_rows.Count > 0, (j, budget) => _forward.Prefill(Pending(j), budget),
+            (joiners, budget) => _forward.PrefillTogether(joiners.Select(Pending).ToList(), budget));
         while (true)
         {
             if (!_inBlock)

@@ -51,6 +51,12 @@ internal abstract class BlockForward : IDisposable
     /// </summary>
     public virtual int Prefill(PendingJoin pending, int maxTokens) => 0;
 
+    /// <summary>
+    /// Prefills, in one forward, the contexts of the oldest pending prompts that nothing was computed or reused for
+    /// yet, as many as fit <paramref name="budget"/> tokens (0: all); returns the tokens computed. Fewer than two: none.
+    /// </summary>
+    public virtual int PrefillTogether(IReadOnlyList<PendingJoin> pending, int budget) => 0;
+
     /// <summary>Adds a prefilled sequence as a row, at a block boundary (before the block's first <see cref="Outputs"/>).</summary>
     public abstract void Join(PendingJoin pending);
 
@@ -180,6 +186,37 @@ internal sealed class CachedBlockForward : BlockForward
         pending.Done = to;
         if (pending.Ready) _prefixes?.Store(pending.FullBlocks, pending.Prefix, B, pending.Side!);
         return to - from;
+    }
+
+    public override int PrefillTogether(IReadOnlyList<PendingJoin> pending, int budget)
+    {
+        var take = new List<PendingJoin>();
+        var total = 0;
+        foreach (var p in pending)
+        {
+            if (p.Done != 0 || p.Ready) continue;
+            if (budget > 0 && total + p.Prefix > budget) break;
+            take.Add(p);
+            total += p.Prefix;
+        }
+        if (take.Count < 2) return 0;
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        // Left-padded to the longest context; contexts are whole blocks, so the padding is too and every row's blocks
+        // keep their boundaries. Each row has its own positions and sees none of the padding: it computes what it
+        // computes alone.
+        using var batch = PromptBatch.Create(take.Select(p => (IReadOnlyList<int>)p.FullBlocks[..p.Prefix]).ToList(), 0, 1, Model.Config.MaxPositionEmbeddings, Device);
+        var mask = AttentionMasks.WithPadding(AttentionMasks.BlockCausal(batch.Positions, batch.Positions, B), batch.Valid);
+        using var cache = new KvCache(Model.Config.NumLayers, batch.Width);
+        DecodeProfile.Prefill(Profile, () => Model.Hidden(Model.Embed(batch.Tokens), batch.Positions, mask, cache));
+        for (var r = 0; r < take.Count; r++)
+        {
+            var p = take[r];
+            p.Side!.LoadRow(cache, r, batch.Width - p.Prefix, p.Prefix);
+            p.Done = p.Prefix;
+            _prefixes?.Store(p.FullBlocks, p.Prefix, B, p.Side);
+        }
+        return total;
     }
 
     public override void Join(PendingJoin pending)

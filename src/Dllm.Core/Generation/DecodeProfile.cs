@@ -16,8 +16,16 @@ public sealed class DecodeProfile
     public TimeSpan ForwardTime => _forward.Elapsed;
     public int Forwards { get; private set; }
 
+    /// <summary>Prompt prefill forwards (a chunk, a whole prompt, or several prompts together), not decoding forwards.</summary>
+    public int PrefillForwards { get; private set; }
+
     /// <summary>Runs the prompt prefill, timed as forward work but not counted as a decoding forward.</summary>
-    internal static T Prefill<T>(DecodeProfile? profile, Func<T> prefill) => profile is null ? prefill() : profile.Time(prefill, counted: false);
+    internal static T Prefill<T>(DecodeProfile? profile, Func<T> prefill)
+    {
+        if (profile is null) return prefill();
+        profile.PrefillForwards++;
+        return profile.Time(prefill, counted: false);
+    }
 
     /// <summary>Runs an LM head the decoder applies to a forward's outputs: model work, timed, not a forward of its own.</summary>
     internal static T Head<T>(DecodeProfile? profile, Func<T> head) => profile is null ? head() : profile.Time(head, counted: false);

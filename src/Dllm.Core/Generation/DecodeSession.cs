@@ -111,16 +111,24 @@ public abstract class DecodeSession : IDisposable
     }
 
     /// <summary>
-    /// Spends a step's prefill budget on the waiting prompts, oldest first: <paramref name="prefill"/> computes up to
-    /// the given number of tokens of one prompt (0: all of it) and returns how many it did. Unlimited when nothing
-    /// decodes or <see cref="PrefillChunk"/> is 0. Returns the tokens prefilled.
+    /// Spends a step's prefill budget on the waiting prompts, oldest first: <paramref name="together"/> first prefills
+    /// in one forward the prompts it can batch (given the waiting prompts and the budget, 0 = unlimited), then
+    /// <paramref name="prefill"/> computes up to the given number of tokens of one prompt (0: all of it); both return
+    /// how many tokens they did. Unlimited when nothing decodes or <see cref="PrefillChunk"/> is 0. Returns the tokens
+    /// prefilled.
     /// </summary>
-    protected int SpendPrefillBudget(bool othersDecoding, Func<Joiner, int, int> prefill)
+    protected int SpendPrefillBudget(bool othersDecoding, Func<Joiner, int, int> prefill, Func<IReadOnlyList<Joiner>, int, int>? together = null)
     {
         if (_waiting.Count == 0) return 0;
         var unlimited = !othersDecoding || PrefillChunk == 0;
         var budget = unlimited ? int.MaxValue : PrefillChunk;
         var spent = 0;
+        // A burst of prompts costs one forward rather than one each (per-forward cost dominates short prompts).
+        if (together is not null && _waiting.Count > 1)
+        {
+            spent = together(_waiting.ToList(), unlimited ? 0 : budget);
+            if (!unlimited) budget -= spent;
+        }
         foreach (var j in _waiting.ToList())
         {
             if (budget <= 0) break;

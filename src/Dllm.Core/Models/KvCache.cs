@@ -76,6 +76,18 @@ public sealed class KvCache : IDisposable
         Length = length;
     }
 
+    /// <summary>An empty cache takes columns [start, start + count) of <paramref name="source"/>'s row as its one row's committed positions.</summary>
+    internal void LoadRow(KvCache source, long row, long start, long count)
+    {
+        var (keys, values) = source.Slice(start, count, row);
+        try { Load([(keys, values)]); }
+        finally
+        {
+            foreach (var t in keys) t.Dispose();
+            foreach (var t in values) t.Dispose();
+        }
+    }
+
     /// <summary>Copies of a row's committed columns [start, start + count): per layer keys and values [H_kv, count, D].</summary>
     internal (Tensor[] Keys, Tensor[] Values) Slice(long start, long count, long row = 0)
     {

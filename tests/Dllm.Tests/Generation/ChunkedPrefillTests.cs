@@ -8,7 +8,8 @@ namespace Dllm.Tests.Generation;
 
 /// <summary>
 /// Chunked prefill: a long prompt that arrives while another sequence decodes is prefilled a chunk per step, so the
-/// running sequence keeps getting tokens every step, and both decode exactly what they decode alone.
+/// running sequence keeps getting tokens every step, and both decode exactly what they decode alone. Prompts that
+/// arrive together share one prefill forward (as many as the chunk allows) and decode as they do alone.
 /// </summary>
 public class ChunkedPrefillTests
 {
@@ -20,11 +21,11 @@ public class ChunkedPrefillTests
 
     private static CausalLM Model(string kind) => DecodeSessionTests.Model(kind);
 
-    private static DecodeSession Open(string kind, CausalLM model, int chunk) => kind switch
+    private static DecodeSession Open(string kind, CausalLM model, int chunk, DecodeProfile? profile = null) => kind switch
     {
-        "ar" => new ArDecodeSession(model, []) { PrefillChunk = chunk },
-        "reference" => new BlockDecodeSession(model, new BlockDecodeOptions(4, 0.6, 4, UseCache: false), Mask, []) { PrefillChunk = chunk },
-        _ => new BlockDecodeSession(model, new BlockDecodeOptions(4, 0.6, 4), Mask, []) { PrefillChunk = chunk },
+        "ar" => new ArDecodeSession(model, [], profile: profile) { PrefillChunk = chunk },
+        "reference" => new BlockDecodeSession(model, new BlockDecodeOptions(4, 0.6, 4, UseCache: false), Mask, [], profile: profile) { PrefillChunk = chunk },
+        _ => new BlockDecodeSession(model, new BlockDecodeOptions(4, 0.6, 4), Mask, [], profile: profile) { PrefillChunk = chunk },
     };
 
     private static readonly int[] Short = [5, 6, 7];
@@ -97,6 +98,61 @@ public class ChunkedPrefillTests
         Assert.Empty(results[1].Tokens);
         Assert.Equal(Alone(kind, model, Short).Tokens, results[0].Tokens);
         Assert.Equal(baseline, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+    }
+
+    // Prompts of 5, 23, 14 and 40 tokens. Block 4 prefills the full blocks but the last: none of the first, 16, 8, 36.
+    private static readonly int[][] Burst =
+    [
+        [.. Enumerable.Range(0, 5).Select(i => 30 + i)],
+        [.. Enumerable.Range(0, 23).Select(i => 40 + i * 5 % 120)],
+        [.. Enumerable.Range(0, 14).Select(i => 90 + i * 3 % 70)],
+        [.. Enumerable.Range(0, 40).Select(i => 15 + i * 7 % 160)],
+    ];
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void PromptsArrivingTogetherArePrefilledInOneForwardAndDecodeAsAlone(string kind)
+    {
+        using var model = Model(kind);
+        var alone = Burst.Select(p => Alone(kind, model, p)).ToArray();
+        var profile = new DecodeProfile();
+        var steps = new List<DecodeStep>();
+        using (var session = Open(kind, model, chunk: 0, profile))
+        {
+            foreach (var p in Burst) session.Add(p, Options);
+            while (session.Step() is { } step) steps.Add(step);
+        }
+        var results = DecodeCollector.Collect(steps, Burst.Length);
+        for (var i = 0; i < Burst.Length; i++) Assert.Equal(alone[i].Tokens, results[i].Tokens);
+        Assert.Equal(kind == "reference" ? 0 : 1, profile.PrefillForwards);
+        Assert.Equal(kind switch { "ar" => 82, "reference" => 0, _ => 60 }, steps.Sum(s => s.Prefilled));
+    }
+
+    [Theory]
+    [InlineData("ar")]
+    [InlineData("diffusion")]
+    public void PromptsArrivingWhileTheBatchDecodesShareAForwardWithinTheChunk(string kind)
+    {
+        using var model = Model(kind);
+        var alone = Burst.Select(p => Alone(kind, model, p)).ToArray();
+        var profile = new DecodeProfile();
+        var steps = new List<DecodeStep>();
+        using (var session = Open(kind, model, chunk: 48, profile))
+        {
+            session.Add(Short, Options);
+            steps.Add(session.Step()!);
+            var before = profile.PrefillForwards;
+            foreach (var p in Burst) session.Add(p, Options);
+            steps.Add(session.Step()!);
+            // AR: 5 + 23 + 14 = 42 tokens fit the chunk of 48 together, and the rest of the chunk, 6 tokens, starts the
+            // 40-token prompt. Block: 16 + 8 = 24 together (the 5-token prompt has no context to prefill), then 24 of
+            // the 36 of the last. Two prefill forwards either way, where one per prompt would be four (AR) or three.
+            Assert.Equal(48, steps[^1].Prefilled);
+            Assert.Equal(before + 2, profile.PrefillForwards);
+            while (session.Step() is { } step) steps.Add(step);
+        }
+        var results = DecodeCollector.Collect(steps, Burst.Length + 1);
+        for (var i = 0; i < Burst.Length; i++) Assert.Equal(alone[i].Tokens, results[i + 1].Tokens);
     }
 
     [Fact]
