@@ -59,10 +59,11 @@ public static class DpoJob
             ["elbo_samples"] = o.Settings.ElboSamples,
             ["block_size"] = o.Settings.BlockSize,
         }, o.Trainer);
-        var trainer = new Trainer(policy.Model, policy.Tokenizer, new DpoObjective(reference.Model, o.Settings, maskId, policy.Labels), source, null, o.Trainer, run, observer);
+        var trainer = new Trainer(policy.Model, policy.Tokenizer, new DpoObjective(reference.Model, o.Settings, maskId, policy.Labels), source, null, o.Trainer, run, observer,
+            (_, c) => c with { Diffusion = new Config.DiffusionSettings(o.Settings.BlockSize, policy.Labels) });
         var outcome = trainer.Run(resumeFrom, cancel);
         if (outcome == TrainingOutcome.Completed)
-            JobSupport.WriteFinal(store.Latest()!.Path, o.Output, c => c with { Diffusion = new Config.DiffusionSettings(o.Settings.BlockSize, policy.Labels) });
+            JobSupport.WriteFinal(store.Latest()!.Path, o.Output);
         return new JobResult(o.Output, run, outcome, null, "", null);
     }
 }

@@ -66,11 +66,12 @@ public static class SftJob
         }, o.Trainer);
         // Averaging needs its checkpoints: keep at least that many (0 keeps all anyway).
         var keep = o.Trainer.KeepLast == 0 ? 0 : Math.Max(o.Trainer.KeepLast, o.AverageLast);
+        // Checkpoints record the block they train at, which may differ from the one the model came with.
         var trainer = new Trainer(loaded.Model, loaded.Tokenizer, new SftObjective(o.Settings, loaded.MaskTokenId!.Value, labels), source, null,
-            o.Trainer with { KeepLast = keep }, run, observer);
+            o.Trainer with { KeepLast = keep }, run, observer, (_, c) => c with { Diffusion = new Config.DiffusionSettings(o.Settings.BlockSize, labels) });
         var outcome = trainer.Run(resumeFrom, cancel);
         if (outcome == TrainingOutcome.Completed)
-            JobSupport.WriteFinal(Final(o, store, run, observer), o.Output, c => c with { Diffusion = new Config.DiffusionSettings(o.Settings.BlockSize, labels) });
+            JobSupport.WriteFinal(Final(o, store, run, observer), o.Output);
         return new JobResult(o.Output, run, outcome, null, "", null);
     }
 

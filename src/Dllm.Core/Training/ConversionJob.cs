@@ -88,13 +88,15 @@ public static class ConversionJob
 
         WritePlan(run, o, schedule, trainerOptions);
         var objective = new BlockDiffusionObjective(schedule, maskId, new NoiseOptions(), o.Labels, o.Loss);
-        var trainer = new Trainer(loaded.Model, loaded.Tokenizer, objective, source, validator, trainerOptions, run, observer);
+        var trainer = new Trainer(loaded.Model, loaded.Tokenizer, objective, source, validator, trainerOptions, run, observer,
+            (done, config) => config with { Diffusion = new DiffusionSettings(Math.Min(schedule.BlockSizeAt(Math.Max(0, done - 1)), L), o.Labels) });
         var outcome = trainer.Run(resumeFrom, cancel);
         if (outcome != TrainingOutcome.Completed)
             return new JobResult(o.Output, run, outcome, null, validator?.Metric ?? "", schedule);
 
+        // The last checkpoint records the last phase's block (finalBlock) and the labels.
         var final = store.Latest()!;
-        JobSupport.WriteFinal(final.Path, o.Output, config => config with { Diffusion = new DiffusionSettings(finalBlock, o.Labels) });
+        JobSupport.WriteFinal(final.Path, o.Output);
         return new JobResult(o.Output, run, outcome, final.Metric, validator?.Metric ?? "", schedule);
     }
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
+using Dllm.Config;
 using Dllm.Diffusion;
 using Dllm.IO;
 using Dllm.Models;
@@ -26,10 +27,15 @@ public sealed class Trainer
     private readonly CheckpointStore _store;
     private readonly ITrainingObserver _observer;
     private readonly string _metricsPath;
+    private readonly Func<long, ModelConfig, ModelConfig>? _checkpointConfig;
 
+    /// <param name="checkpointConfig">The config a checkpoint records after a given number of steps, from the model's
+    /// (a conversion's checkpoint is a dLLM with the labels and the block it was last trained at, though the model it
+    /// started from is not); null: the model's config.</param>
     public Trainer(CausalLM model, TextTokenizer tokenizer, ITrainingObjective objective, IBatchSource data, IValidator? validator,
-        TrainerOptions options, string runDirectory, ITrainingObserver? observer = null)
+        TrainerOptions options, string runDirectory, ITrainingObserver? observer = null, Func<long, ModelConfig, ModelConfig>? checkpointConfig = null)
     {
+        _checkpointConfig = checkpointConfig;
         options.Validate();
         (_model, _tokenizer, _objective, _data, _validator, _o) = (model, tokenizer, objective, data, validator, options);
         _observer = observer ?? NullObserver.Instance;
@@ -210,7 +216,8 @@ public sealed class Trainer
             ["seed"] = _o.Seed,
             ["total_steps"] = _o.Steps,
         };
-        var info = _store.Save(step, _model.Config, SaveableWeights(_model, optimizer), _tokenizer, state, optimizer.StateTensors(), metric);
+        var config = _checkpointConfig?.Invoke(step, _model.Config) ?? _model.Config;
+        var info = _store.Save(step, config, SaveableWeights(_model, optimizer), _tokenizer, state, optimizer.StateTensors(), metric);
         _store.Prune(_o.KeepLast, _o.KeepBest);
         _observer.Checkpointed(step, info.Path);
     }

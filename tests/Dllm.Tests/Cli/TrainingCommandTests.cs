@@ -72,11 +72,24 @@ public class TrainingCommandTests
         File.WriteAllText(schedule, """{"phases": [{"steps": 4, "block_size": 1}, {"steps": 3, "block_size": 32}, {"steps": 3, "block_size": 8}]}""");
         var dlm = dir.File("dlm");
         var convert = CliRunner.InProcess("convert", "--model", ar, "--data", data, "--out", dlm, "--schedule", schedule, "--steps", "4000",
-            "--seq-len", "32", "--batch-size", "2", "--labels", "shift", "--embedding-noise", "0.2", "--embedding-noise-fraction", "0.5");
+            "--seq-len", "32", "--batch-size", "2", "--labels", "shift", "--embedding-noise", "0.2", "--embedding-noise-fraction", "0.5",
+            "--checkpoint-every", "3", "--keep-last", "0");
         Assert.True(convert.ExitCode == 0, convert.Stderr + convert.Stdout);
         var config = JsonNode.Parse(File.ReadAllText(Path.Combine(dlm, "config.json")))!;
         Assert.Equal(8, config["dllm"]!["block_size"]!.GetValue<int>());
         Assert.Equal("shift", config["dllm"]!["labels"]!.GetValue<string>());
+        // A checkpoint mid-run is a dLLM too, with the labels and the block its last step trained at (steps 0-3 at B = 1,
+        // 4-6 at 32 (the sequence length), 7-9 at 8), so eval, generate or a resume read it as what it is.
+        foreach (var (step, block) in new[] { (3, 1), (6, 32), (9, 8) })
+        {
+            var checkpoint = Path.Combine(dlm + "-run", "checkpoints", $"step-{step:D7}");
+            var recorded = JsonNode.Parse(File.ReadAllText(Path.Combine(checkpoint, "config.json")))!["dllm"]!;
+            Assert.Equal((block, "shift"), (recorded["block_size"]!.GetValue<int>(), recorded["labels"]!.GetValue<string>()));
+        }
+        var midRun = CliRunner.InProcess("eval", "--model", Path.Combine(dlm + "-run", "checkpoints", "step-0000006"), "--data", data,
+            "--samples", "1", "--max-docs", "5", "--json");
+        Assert.True(midRun.ExitCode == 0, midRun.Stderr);
+        Assert.Equal(("diffusion", "shift", 32), (midRun.Json["mode"]!.GetValue<string>(), midRun.Json["labels"]!.GetValue<string>(), midRun.Json["block_size"]!.GetValue<int>()));
         // The noise anneals over half of the file's 10 steps, not half of --steps.
         var noise = File.ReadAllLines(dlm + "-run/metrics.jsonl").Select(l => JsonNode.Parse(l)!["embedding_noise"]!.GetValue<double>()).ToList();
         Assert.Equal(10, noise.Count);
