@@ -39,6 +39,8 @@ schedule() {  # name, then "steps:block" pairs
 }
 schedule wsd-nob1 "$(( w / 3 )):4" "$(( w / 3 )):16" "$(( w - 2 * (w / 3) )):64" "$(( steps - w - d )):128" "$d:32"
 schedule wsd-long-warmup "$(( steps / 8 )):1" "$(( steps / 8 )):4" "$(( steps / 8 )):16" "$(( steps / 8 )):64" "$(( steps * 3 / 10 )):128" "$(( steps - steps / 2 - steps * 3 / 10 )):32"
+# Small blocks only: B = 1 and 4 warm up an eighth of the run each, then B = 8 (the block the goal is scored at) to the end.
+schedule small8 "$(( steps / 8 )):1" "$(( steps / 8 )):4" "$(( steps - 2 * (steps / 8) )):8"
 schedule wsd-decay8 "$(( w / 4 )):1" "$(( w / 4 )):4" "$(( w / 4 )):16" "$(( w - 3 * (w / 4) )):64" "$(( steps - w - d )):128" "$d:8"
 
 args_for() {
@@ -55,6 +57,8 @@ args_for() {
     shift-wsd-lr-half) echo "--labels shift --lr 1e-3" ;;
     shift-wsd-lr-double) echo "--labels shift --lr 4e-3" ;;
     same-wsd-decay8) echo "--labels same --schedule $out/wsd-decay8.schedule.json" ;;
+    shift-small8) echo "--labels shift --schedule $out/small8.schedule.json" ;;
+    same-small8) echo "--labels same --schedule $out/small8.schedule.json" ;;
     *) echo "unknown variant $1" >&2; exit 2 ;;
   esac
 }
