@@ -172,11 +172,13 @@ public sealed class ArDecodeSession : DecodeSession
     private int PrefillTogether(IReadOnlyList<Joiner> joiners, int budget)
     {
         var take = new List<Joiner>();
-        var total = 0;
+        int total = 0, examined = 0;
         foreach (var j in joiners)
         {
+            // Prompts past the budget are not even started (a start may load a stored prefix).
+            examined += j.Prompt.Length;
+            if (budget > 0 && examined > budget) break;
             if (Pending(j).Done != 0) continue;
-            if (budget > 0 && total + j.Prompt.Length > budget) break;
             take.Add(j);
             total += j.Prompt.Length;
         }

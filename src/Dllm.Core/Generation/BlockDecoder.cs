@@ -218,7 +218,7 @@ public sealed class BlockDecodeSession : DecodeSession
         TakeCancelled(_rows.Select(r => (r.Sequence, r.Generated.Count)).ToList(), updates, leave);
         if (leave.Count > 0) Keep(Enumerable.Range(0, _rows.Count).Except(leave).ToList());
         var prefilled = SpendPrefillBudget(_rows.Count > 0, (j, budget) => _forward.Prefill(Pending(j), budget),
-            (joiners, budget) => _forward.PrefillTogether(joiners.Select(Pending).ToList(), budget));
+            (joiners, budget) => _forward.PrefillTogether(joiners.Select(Pending), budget));
         while (true)
         {
             if (!_inBlock)

@@ -54,8 +54,9 @@ internal abstract class BlockForward : IDisposable
     /// <summary>
     /// Prefills, in one forward, the contexts of the oldest pending prompts that nothing was computed or reused for
     /// yet, as many as fit <paramref name="budget"/> tokens (0: all); returns the tokens computed. Fewer than two: none.
+    /// <paramref name="pending"/> is lazy: a prompt is started only when it is looked at.
     /// </summary>
-    public virtual int PrefillTogether(IReadOnlyList<PendingJoin> pending, int budget) => 0;
+    public virtual int PrefillTogether(IEnumerable<PendingJoin> pending, int budget) => 0;
 
     /// <summary>Adds a prefilled sequence as a row, at a block boundary (before the block's first <see cref="Outputs"/>).</summary>
     public abstract void Join(PendingJoin pending);
@@ -188,14 +189,15 @@ internal sealed class CachedBlockForward : BlockForward
         return to - from;
     }
 
-    public override int PrefillTogether(IReadOnlyList<PendingJoin> pending, int budget)
+    public override int PrefillTogether(IEnumerable<PendingJoin> pending, int budget)
     {
         var take = new List<PendingJoin>();
-        var total = 0;
+        int total = 0, examined = 0;
         foreach (var p in pending)
         {
+            examined += p.Prefix;
+            if (budget > 0 && examined > budget) break;
             if (p.Done != 0 || p.Ready) continue;
-            if (budget > 0 && total + p.Prefix > budget) break;
             take.Add(p);
             total += p.Prefix;
         }
