@@ -58,6 +58,10 @@ args_for() {
     shift-wsd-lr-double) echo "--labels shift --lr 4e-3" ;;
     same-wsd-decay8) echo "--labels same --schedule $out/wsd-decay8.schedule.json" ;;
     shift-small8) echo "--labels shift --schedule $out/small8.schedule.json" ;;
+    # At the model's own context: 4 windows of 512 tokens a step, the same tokens as 16 of 128.
+    same-wsd-L512) echo "--labels same --seq-len 512 --batch-size 4" ;;
+    shift-wsd-L512) echo "--labels shift --seq-len 512 --batch-size 4" ;;
+    shift-small8-L512) echo "--labels shift --seq-len 512 --batch-size 4 --schedule $out/small8.schedule.json" ;;
     same-small8) echo "--labels same --schedule $out/small8.schedule.json" ;;
     *) echo "unknown variant $1" >&2; exit 2 ;;
   esac
