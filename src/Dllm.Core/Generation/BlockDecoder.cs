@@ -280,7 +280,7 @@ public sealed class BlockDecodeSession : DecodeSession
             if (_rows[i].EndBlock(Stops, StopWhen) is { } done)
             {
                 updates.Add(done);
-                _forward.Store(i, [.. _rows[i].Prompt, .. _rows[i].Generated]);
+                _forward.Store(i, _rows[i].Prompt, _rows[i].Generated);
             }
             else keep.Add(i);
         }

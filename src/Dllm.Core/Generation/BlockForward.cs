@@ -68,10 +68,10 @@ internal abstract class BlockForward : IDisposable
     public abstract void Advance(int[][] finishedWindows);
 
     /// <summary>
-    /// Leaves what the cache holds of a row (its prompt and committed blocks; <paramref name="sequence"/> is the row's
-    /// prompt and generated tokens) in the prefix cache, for a later prompt that repeats them (a chat's next turn).
+    /// Leaves what the cache holds of a row (its prompt and committed blocks, given its prompt and generated tokens) in
+    /// the prefix cache, for a later prompt that repeats them (a chat's next turn).
     /// </summary>
-    public virtual void Store(int row, int[] sequence) { }
+    public virtual void Store(int row, int[] prompt, IReadOnlyList<int> generated) { }
 
     /// <summary>Keeps only the given rows, in order (finished or cancelled sequences leave; their cache rows are freed).</summary>
     public void KeepRows(IReadOnlyList<int> keep)
@@ -282,13 +282,13 @@ internal sealed class CachedBlockForward : BlockForward
         return outputs.MoveToOuterDisposeScope();
     }
 
-    public override void Store(int row, int[] sequence)
+    public override void Store(int row, int[] prompt, IReadOnlyList<int> generated)
     {
         if (_prefixes is null) return;
         // Every row's committed positions end at the cache's end; a window still pending is not among them.
         var committed = (int)WindowStart[row] - (_pending[row]?.Length ?? 0);
         if (committed <= 0) return;
-        _prefixes.Store(sequence, committed, B, _cache, row, _cache.Length - committed);
+        _prefixes.Store([.. prompt, .. generated], committed, B, _cache, row, _cache.Length - committed);
     }
 
     private (Tensor, Tensor) StepInputs()
