@@ -79,13 +79,13 @@ public sealed class KvCache : IDisposable
     /// <summary>An empty cache takes columns [start, start + count) of <paramref name="source"/>'s row as its one row's committed positions.</summary>
     internal void LoadRow(KvCache source, long row, long start, long count)
     {
-        var (keys, values) = source.Slice(start, count, row);
-        try { Load([(keys, values)]); }
-        finally
-        {
-            foreach (var t in keys) t.Dispose();
-            foreach (var t in values) t.Dispose();
-        }
+        if (start < 0 || count <= 0 || start + count > source.Length) throw new ArgumentOutOfRangeException(nameof(count));
+        if (row < 0 || row >= source.BatchSize) throw new ArgumentOutOfRangeException(nameof(row));
+        // Views of the source, not copies: Load copies them into this cache's own buffers once.
+        using var scope = NewDisposeScope();
+        var keys = source._keys.Select(k => k![row].narrow(1, start, count)).ToArray();
+        var values = source._values.Select(v => v![row].narrow(1, start, count)).ToArray();
+        Load([(keys, values)]);
     }
 
     /// <summary>Copies of a row's committed columns [start, start + count): per layer keys and values [H_kv, count, D].</summary>
