@@ -70,25 +70,35 @@ public static class AttentionMasks
     /// a clean token of block b sees the clean tokens of blocks &lt;= b. The last block may be short.
     /// With <paramref name="views"/> &gt; 1 the sequence is [x_t^1 ; ... ; x_t^v ; x]: several noisy views of
     /// one clean sequence (complementary masking's pair), each blind to the others, all reading the one clean
-    /// stream, which is then computed once instead of once per view. Returns [(v+1)L, (v+1)L].
+    /// stream, which is then computed once instead of once per view. Returns [(v+1)L, (v+1)L]; with
+    /// <paramref name="cleanLength"/> C the clean stream holds only x's first C positions, [vL + C, vL + C].
     /// </summary>
-    public static Tensor BlockDiffusion(long length, long blockSize, Device? device = null, int views = 1)
+    public static Tensor BlockDiffusion(long length, long blockSize, Device? device = null, int views = 1, long? cleanLength = null)
     {
         if (views < 1) throw new ArgumentOutOfRangeException(nameof(views), views, "at least one noisy view");
+        var c = cleanLength ?? length;
+        if (c < 0 || c > length) throw new ArgumentOutOfRangeException(nameof(cleanLength), c, $"the clean stream holds at most the {length} positions of x");
         using var scope = NewDisposeScope();
         var block = arange(length, device: device).div(blockSize, rounding_mode: RoundingMode.floor);
         var qb = block.unsqueeze(1);   // [L, 1]
         var kb = block.unsqueeze(0);   // [1, L]
         var noisyToNoisy = qb.eq(kb);
-        var noisyToClean = kb.lt(qb);
-        var cleanToClean = kb.le(qb);
+        var noisyToClean = kb.lt(qb).narrow(1, 0, c);
+        var cleanToClean = kb.le(qb).narrow(0, 0, c).narrow(1, 0, c);
         var none = zeros(length, length, dtype: ScalarType.Bool, device: device);
         var rows = new List<Tensor>();
         for (var view = 0; view < views; view++)
             rows.Add(cat([.. Enumerable.Range(0, views).Select(other => other == view ? noisyToNoisy : none), noisyToClean], 1));
-        rows.Add(cat([.. Enumerable.Repeat(none, views), cleanToClean], 1));
+        rows.Add(cat([.. Enumerable.Repeat(none.narrow(0, 0, c), views), cleanToClean], 1));
         return cat(rows, 0).MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// How much of x the clean stream of the training input [x_t ; x] needs: everything before the last block. Clean
+    /// tokens serve only as keys for later blocks' noisy tokens (and, with shifted labels, a block's first slot reads
+    /// the clean output just before it), so the last block's clean copy would be computed and never read.
+    /// </summary>
+    public static long CleanStreamLength(long length, long blockSize) => (length - 1) / blockSize * blockSize;
 
     /// <summary>
     /// Same-document mask from packed-sequence document ids [B, T] (or [T]) against key ids [B, S]

@@ -8,9 +8,9 @@ namespace Dllm.Diffusion;
 
 /// <summary>
 /// The block-diffusion objective of METHOD.md §2 for any block size, as one pure function.
-/// B &lt; L: the model sees [x_t ; x] (2L tokens, both halves at positions 0..L-1) under the
-/// block-diffusion mask; only the noisy half is projected to logits. B &gt;= L: x_t alone,
-/// bidirectional (the MDLM loss). Packed documents never attend to each other.
+/// B &lt; L: the model sees [x_t ; x] (both halves at positions 0..L-1) under the block-diffusion mask;
+/// the clean half stops before the last block, whose clean copy no output reads (2L - B tokens, not 2L);
+/// only the noisy half is projected to logits. B &gt;= L: x_t alone, bidirectional (the MDLM loss). Packed documents never attend to each other.
 /// With shifted labels the masked token at i is read from the output at i - 1: the noisy half inside a
 /// block, the clean half at a block's first slot (the clean token i - 1 never sees token i); a document's
 /// first token has no predecessor and is not scored.
@@ -52,14 +52,16 @@ public static class BlockDiffusionLoss
         }
         else
         {
-            input = cat([.. draw.Noisy.chunk(views, 0), tokens], 1);                 // [B, (v+1)L]
+            // The clean stream stops before the last block: nothing reads that block's clean copy.
+            var clean = AttentionMasks.CleanStreamLength(l, blockSize);
+            input = cat([.. draw.Noisy.chunk(views, 0), tokens.narrow(1, 0, clean)], 1);   // [B, vL + C]
             var half = arange(l, device: device);
-            positions = cat(Enumerable.Repeat(half, views + 1).ToArray());
-            mask = AttentionMasks.BlockDiffusion(l, blockSize, device, views);      // [(v+1)L, (v+1)L]
+            positions = cat([.. Enumerable.Repeat(half, views), arange(clean, device: device)]);
+            mask = AttentionMasks.BlockDiffusion(l, blockSize, device, views, clean);        // [vL + C, vL + C]
             if (docs is not null)
             {
-                var all = cat(Enumerable.Repeat(docs, views + 1).ToArray(), 1);
-                mask = mask.logical_and(AttentionMasks.SameDocument(all, all));     // [B, (v+1)L, (v+1)L]
+                var all = cat([.. Enumerable.Repeat(docs, views), docs.narrow(1, 0, clean)], 1);
+                mask = mask.logical_and(AttentionMasks.SameDocument(all, all));             // [B, vL + C, vL + C]
             }
         }
 

@@ -84,6 +84,23 @@ public class AttentionMasksTests
             }
     }
 
+    [Theory]
+    [InlineData(8, 2, 1)]
+    [InlineData(8, 3, 2)]   // last block short: the clean stream stops at 6
+    [InlineData(9, 3, 2)]
+    public void ACleanStreamStoppingBeforeTheLastBlockIsTheFullMaskWithoutItsUnreadColumns(int length, int block, int views)
+    {
+        var clean = AttentionMasks.CleanStreamLength(length, block);
+        Assert.Equal((length - 1) / block * block, clean);
+        using var full = AttentionMasks.BlockDiffusion(length, block, views: views);
+        using var cut = AttentionMasks.BlockDiffusion(length, block, views: views, cleanLength: clean);
+        var kept = views * length + clean;
+        Assert.Equal(new long[] { kept, kept }, cut.shape);
+        Assert.True(cut.eq(full.narrow(0, 0, kept).narrow(1, 0, kept)).all().item<bool>());
+        // What is cut is never read: no noisy query attends to the clean copy of the last block.
+        Assert.False(full.narrow(0, 0, views * length).narrow(1, kept, length - clean).any().item<bool>());
+    }
+
     [Fact]
     public void BlockDiffusionOnSmallCaseIsTheHandWrittenMatrix()
     {
