@@ -17,7 +17,7 @@ namespace Dllm.Bench;
 /// </summary>
 public static class BlockCostBenchmark
 {
-    private static JsonObject Config(int hidden, int layers, int heads, int vocab) => new()
+    internal static JsonObject Config(int hidden, int layers, int heads, int vocab) => new()
     {
         ["architectures"] = new JsonArray("LlamaForCausalLM"),
         ["model_type"] = "llama",

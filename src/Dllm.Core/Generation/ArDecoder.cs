@@ -165,14 +165,17 @@ public sealed class ArDecodeSession : DecodeSession
 
     /// <summary>
     /// Prefills the oldest waiting prompts that nothing was reused or computed for yet, as many as fit the budget
-    /// (0: all), in one forward: left-padded to the longest, with each row's own positions and padding masked, so a
+    /// (0: all) and lie within <see cref="PrefillSlack"/> tokens of the oldest's length, in one forward: left-padded to the longest, with each row's own positions and padding masked, so a
     /// row computes what its prompt computes alone. Each takes its columns of the batch's cache as its own cache,
     /// and its last logits. Fewer than two: nothing (the one-prompt path does it).
     /// </summary>
+    /// <summary>How far apart in length prompts prefilled together may be: the most left padding a row pays.</summary>
+    private const int PrefillSlack = 16;
+
     private int PrefillTogether(IReadOnlyList<Joiner> joiners, int budget)
     {
         var take = new List<Joiner>();
-        int total = 0, examined = 0;
+        var examined = 0;
         foreach (var j in joiners)
         {
             // Prompts past the budget are not even started (a start may load a stored prefix).
@@ -180,9 +183,10 @@ public sealed class ArDecodeSession : DecodeSession
             if (budget > 0 && examined > budget) break;
             if (Pending(j).Done != 0) continue;
             take.Add(j);
-            total += j.Prompt.Length;
         }
+        take = SimilarInLength(take, j => j.Prompt.Length, PrefillSlack);
         if (take.Count < 2) return 0;
+        var total = take.Sum(j => j.Prompt.Length);
         using var scope = NewDisposeScope();
         using var batch = PromptBatch.Create(take.Select(j => (IReadOnlyList<int>)j.Prompt).ToList(), 0, 1, Model.Config.MaxPositionEmbeddings, _device);
         var mask = AttentionMasks.WithPadding(AttentionMasks.Causal(batch.Width, device: _device), batch.Valid);

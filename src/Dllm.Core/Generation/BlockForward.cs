@@ -53,7 +53,8 @@ internal abstract class BlockForward : IDisposable
 
     /// <summary>
     /// Prefills, in one forward, the contexts of the oldest pending prompts that nothing was computed or reused for
-    /// yet, as many as fit <paramref name="budget"/> tokens (0: all); returns the tokens computed. Fewer than two: none.
+    /// yet, as many as fit <paramref name="budget"/> tokens (0: all) and lie within a block of the oldest's length; returns
+    /// the tokens computed. Fewer than two: none.
     /// <paramref name="pending"/> is lazy: a prompt is started only when it is looked at.
     /// </summary>
     public virtual int PrefillTogether(IEnumerable<PendingJoin> pending, int budget) => 0;
@@ -192,16 +193,18 @@ internal sealed class CachedBlockForward : BlockForward
     public override int PrefillTogether(IEnumerable<PendingJoin> pending, int budget)
     {
         var take = new List<PendingJoin>();
-        int total = 0, examined = 0;
+        var examined = 0;
         foreach (var p in pending)
         {
             examined += p.Prefix;
             if (budget > 0 && examined > budget) break;
             if (p.Done != 0 || p.Ready) continue;
             take.Add(p);
-            total += p.Prefix;
         }
+        // Contexts are whole blocks: within one block of each other, no row pays more than a block of padding.
+        take = DecodeSession.SimilarInLength(take, p => p.Prefix, B);
         if (take.Count < 2) return 0;
+        var total = take.Sum(p => p.Prefix);
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
         // Left-padded to the longest context; contexts are whole blocks, so the padding is too and every row's blocks

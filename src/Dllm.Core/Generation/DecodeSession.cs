@@ -49,6 +49,12 @@ public abstract class DecodeSession : IDisposable
         init => field = CheckPrefillChunk(value);
     }
 
+    /// <summary>
+    /// Prompts waiting together (a burst of requests) share one prefill forward, left-padded to the longest (the
+    /// default). Off: one forward each, the way to measure what batching them saves (bench prefill).
+    /// </summary>
+    public bool BatchPrefill { get; init; } = true;
+
     /// <summary>The one check of a prefill chunk, shared by the library and the server's settings.</summary>
     public static int CheckPrefillChunk(int tokens) =>
         tokens >= 0 ? tokens : throw new DllmException($"the prefill chunk must be 0 (whole prompts) or more tokens, got {tokens}");
@@ -124,10 +130,13 @@ public abstract class DecodeSession : IDisposable
         var budget = unlimited ? int.MaxValue : PrefillChunk;
         var spent = 0;
         // A burst of prompts costs one forward rather than one each (per-forward cost dominates short prompts).
-        if (together is not null && _waiting.Count > 1)
+        // Each call batches one group of prompts of similar length; the rest are prefilled one by one below.
+        while (together is not null && BatchPrefill && _waiting.Count > 1 && budget > 0)
         {
-            spent = together(_waiting.ToList(), unlimited ? 0 : budget);
-            if (!unlimited) budget -= spent;
+            var done = together(_waiting.ToList(), unlimited ? 0 : budget);
+            if (done == 0) break;
+            spent += done;
+            if (!unlimited) budget -= done;
         }
         foreach (var j in _waiting.ToList())
         {
@@ -137,6 +146,26 @@ public abstract class DecodeSession : IDisposable
             if (!unlimited) budget -= done;
         }
         return spent;
+    }
+
+    /// <summary>
+    /// The prompts one batched prefill takes from <paramref name="candidates"/> (in age order): the oldest and as many
+    /// others as fit with it in a window of lengths <paramref name="slack"/> wide, so no row is left-padded by more than
+    /// that. Padding is paid in full: a burst of four prompts of 64-160 tokens prefilled together took 1.01-1.17x the time
+    /// of one forward each (AR), while four of equal length took 0.68-0.85x (bench prefill). Age order is kept.
+    /// </summary>
+    internal static List<T> SimilarInLength<T>(List<T> candidates, Func<T, int> length, int slack)
+    {
+        if (candidates.Count < 2) return candidates;
+        var anchor = length(candidates[0]);
+        List<T> best = [candidates[0]];
+        // The best window [low, low + slack] holding the oldest starts at some candidate's length.
+        foreach (var low in candidates.Select(length).Where(l => l <= anchor && l >= anchor - slack).Distinct())
+        {
+            var group = candidates.Where(c => length(c) >= low && length(c) <= low + slack).ToList();
+            if (group.Count > best.Count) best = group;
+        }
+        return best;
     }
 
     /// <summary>

@@ -9,7 +9,7 @@ namespace Dllm.Tests.Generation;
 /// <summary>
 /// Chunked prefill: a long prompt that arrives while another sequence decodes is prefilled a chunk per step, so the
 /// running sequence keeps getting tokens every step, and both decode exactly what they decode alone. Prompts that
-/// arrive together share one prefill forward (as many as the chunk allows) and decode as they do alone.
+/// arrive together share one prefill forward (as many as the chunk allows, of similar lengths) and decode as they do alone.
 /// </summary>
 public class ChunkedPrefillTests
 {
@@ -100,8 +100,18 @@ public class ChunkedPrefillTests
         Assert.Equal(baseline, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
     }
 
+    // Prompts of 22, 23, 21 and 19 tokens: within 16 tokens of each other (AR), and block 4 prefills the full blocks but
+    // the last, 16, 16, 16 and 12 tokens: within one block.
+    private static readonly int[][] Similar =
+    [
+        [.. Enumerable.Range(0, 22).Select(i => 30 + i * 3 % 100)],
+        [.. Enumerable.Range(0, 23).Select(i => 40 + i * 5 % 120)],
+        [.. Enumerable.Range(0, 21).Select(i => 90 + i * 3 % 70)],
+        [.. Enumerable.Range(0, 19).Select(i => 15 + i * 7 % 160)],
+    ];
+
     // Prompts of 5, 23, 14 and 40 tokens. Block 4 prefills the full blocks but the last: none of the first, 16, 8, 36.
-    private static readonly int[][] Burst =
+    private static readonly int[][] Mixed =
     [
         [.. Enumerable.Range(0, 5).Select(i => 30 + i)],
         [.. Enumerable.Range(0, 23).Select(i => 40 + i * 5 % 120)],
@@ -109,23 +119,53 @@ public class ChunkedPrefillTests
         [.. Enumerable.Range(0, 40).Select(i => 15 + i * 7 % 160)],
     ];
 
-    [Theory]
-    [MemberData(nameof(Kinds))]
-    public void PromptsArrivingTogetherArePrefilledInOneForwardAndDecodeAsAlone(string kind)
+    /// <summary>Decodes <paramref name="burst"/> added at once to an idle session: the results in order, and the steps.</summary>
+    private static (DecodedSequence[] Results, List<DecodeStep> Steps) Together(string kind, CausalLM model, int[][] burst, DecodeProfile profile)
     {
-        using var model = Model(kind);
-        var alone = Burst.Select(p => Alone(kind, model, p)).ToArray();
-        var profile = new DecodeProfile();
         var steps = new List<DecodeStep>();
         using (var session = Open(kind, model, chunk: 0, profile))
         {
-            foreach (var p in Burst) session.Add(p, Options);
+            foreach (var p in burst) session.Add(p, Options);
             while (session.Step() is { } step) steps.Add(step);
         }
-        var results = DecodeCollector.Collect(steps, Burst.Length);
-        for (var i = 0; i < Burst.Length; i++) Assert.Equal(alone[i].Tokens, results[i].Tokens);
+        return (DecodeCollector.Collect(steps, burst.Length).ToArray(), steps);
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void PromptsOfSimilarLengthArrivingTogetherArePrefilledInOneForwardAndDecodeAsAlone(string kind)
+    {
+        using var model = Model(kind);
+        var alone = Similar.Select(p => Alone(kind, model, p)).ToArray();
+        var profile = new DecodeProfile();
+        var (results, steps) = Together(kind, model, Similar, profile);
+        for (var i = 0; i < Similar.Length; i++) Assert.Equal(alone[i].Tokens, results[i].Tokens);
         Assert.Equal(kind == "reference" ? 0 : 1, profile.PrefillForwards);
+        Assert.Equal(kind switch { "ar" => 85, "reference" => 0, _ => 60 }, steps.Sum(s => s.Prefilled));
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void PromptsOfMixedLengthsArePrefilledTogetherOnlyWithinTheSlack(string kind)
+    {
+        using var model = Model(kind);
+        var alone = Mixed.Select(p => Alone(kind, model, p)).ToArray();
+        var profile = new DecodeProfile();
+        var (results, steps) = Together(kind, model, Mixed, profile);
+        for (var i = 0; i < Mixed.Length; i++) Assert.Equal(alone[i].Tokens, results[i].Tokens);
+        // AR: 5 and 14 share a forward (9 tokens apart), 23 and 40 go alone (17 apart). Block: contexts of 16, 8 and 36
+        // tokens are more than a block apart, so each is prefilled alone (the 5-token prompt has no context).
+        Assert.Equal(kind == "reference" ? 0 : 3, profile.PrefillForwards);
         Assert.Equal(kind switch { "ar" => 82, "reference" => 0, _ => 60 }, steps.Sum(s => s.Prefilled));
+    }
+
+    [Fact]
+    public void AGroupIsTheOldestPromptAndTheMostOthersWithinTheSlackInAgeOrder()
+    {
+        Assert.Equal([10, 12, 9], DecodeSession.SimilarInLength([10, 30, 12, 9, 40, 2], x => x, 4));
+        Assert.Equal([10, 14, 12], DecodeSession.SimilarInLength([10, 6, 14, 12], x => x, 4));   // [10, 14] holds more than [6, 10]
+        Assert.Equal([10], DecodeSession.SimilarInLength([10, 20, 30], x => x, 4));
+        Assert.Equal([7], DecodeSession.SimilarInLength([7], x => x, 0));
     }
 
     [Theory]
@@ -134,7 +174,7 @@ public class ChunkedPrefillTests
     public void PromptsArrivingWhileTheBatchDecodesShareAForwardWithinTheChunk(string kind)
     {
         using var model = Model(kind);
-        var alone = Burst.Select(p => Alone(kind, model, p)).ToArray();
+        var alone = Similar.Select(p => Alone(kind, model, p)).ToArray();
         var profile = new DecodeProfile();
         var steps = new List<DecodeStep>();
         using (var session = Open(kind, model, chunk: 48, profile))
@@ -142,17 +182,17 @@ public class ChunkedPrefillTests
             session.Add(Short, Options);
             steps.Add(session.Step()!);
             var before = profile.PrefillForwards;
-            foreach (var p in Burst) session.Add(p, Options);
+            foreach (var p in Similar) session.Add(p, Options);
             steps.Add(session.Step()!);
-            // AR: 5 + 23 + 14 = 42 tokens fit the chunk of 48 together, and the rest of the chunk, 6 tokens, starts the
-            // 40-token prompt. Block: 16 + 8 = 24 together (the 5-token prompt has no context to prefill), then 24 of
-            // the 36 of the last. Two prefill forwards either way, where one per prompt would be four (AR) or three.
+            // AR: 22 + 23 = 45 tokens fit the chunk of 48 together, and the rest of the chunk, 3 tokens, starts the
+            // 21-token prompt: two forwards where one per prompt would be three. Block: the three contexts of 16 fill
+            // the chunk in one forward.
             Assert.Equal(48, steps[^1].Prefilled);
-            Assert.Equal(before + 2, profile.PrefillForwards);
+            Assert.Equal(before + (kind == "ar" ? 2 : 1), profile.PrefillForwards);
             while (session.Step() is { } step) steps.Add(step);
         }
-        var results = DecodeCollector.Collect(steps, Burst.Length + 1);
-        for (var i = 0; i < Burst.Length; i++) Assert.Equal(alone[i].Tokens, results[i + 1].Tokens);
+        var results = DecodeCollector.Collect(steps, Similar.Length + 1);
+        for (var i = 0; i < Similar.Length; i++) Assert.Equal(alone[i].Tokens, results[i + 1].Tokens);
     }
 
     [Fact]
