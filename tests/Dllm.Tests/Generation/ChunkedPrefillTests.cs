@@ -119,45 +119,38 @@ public class ChunkedPrefillTests
         [.. Enumerable.Range(0, 40).Select(i => 15 + i * 7 % 160)],
     ];
 
-    /// <summary>Decodes <paramref name="burst"/> added at once to an idle session: the results in order, and the steps.</summary>
-    private static (DecodedSequence[] Results, List<DecodeStep> Steps) Together(string kind, CausalLM model, int[][] burst, DecodeProfile profile)
+    /// <summary>
+    /// Adds <paramref name="burst"/> at once to an idle session: every prompt decodes what it decodes alone, in the
+    /// given number of prefill forwards, and all of each context is prefilled.
+    /// </summary>
+    private static void BurstDecodesAsAlone(string kind, int[][] burst, int forwards, int arTokens, int blockTokens)
     {
+        using var model = Model(kind);
+        var alone = burst.Select(p => Alone(kind, model, p)).ToArray();
+        var profile = new DecodeProfile();
         var steps = new List<DecodeStep>();
         using (var session = Open(kind, model, chunk: 0, profile))
         {
             foreach (var p in burst) session.Add(p, Options);
             while (session.Step() is { } step) steps.Add(step);
         }
-        return (DecodeCollector.Collect(steps, burst.Length).ToArray(), steps);
+        var results = DecodeCollector.Collect(steps, burst.Length);
+        for (var i = 0; i < burst.Length; i++) Assert.Equal(alone[i].Tokens, results[i].Tokens);
+        Assert.Equal(kind == "reference" ? 0 : forwards, profile.PrefillForwards);
+        Assert.Equal(kind switch { "ar" => arTokens, "reference" => 0, _ => blockTokens }, steps.Sum(s => s.Prefilled));
     }
 
     [Theory]
     [MemberData(nameof(Kinds))]
-    public void PromptsOfSimilarLengthArrivingTogetherArePrefilledInOneForwardAndDecodeAsAlone(string kind)
-    {
-        using var model = Model(kind);
-        var alone = Similar.Select(p => Alone(kind, model, p)).ToArray();
-        var profile = new DecodeProfile();
-        var (results, steps) = Together(kind, model, Similar, profile);
-        for (var i = 0; i < Similar.Length; i++) Assert.Equal(alone[i].Tokens, results[i].Tokens);
-        Assert.Equal(kind == "reference" ? 0 : 1, profile.PrefillForwards);
-        Assert.Equal(kind switch { "ar" => 85, "reference" => 0, _ => 60 }, steps.Sum(s => s.Prefilled));
-    }
+    public void PromptsOfSimilarLengthArrivingTogetherArePrefilledInOneForwardAndDecodeAsAlone(string kind) =>
+        BurstDecodesAsAlone(kind, Similar, forwards: 1, arTokens: 85, blockTokens: 60);
 
+    // AR: 5 and 14 share a forward (9 tokens apart), 23 and 40 go alone (17 apart). Block: contexts of 16, 8 and 36
+    // tokens are more than a block apart, so each is prefilled alone (the 5-token prompt has no context).
     [Theory]
     [MemberData(nameof(Kinds))]
-    public void PromptsOfMixedLengthsArePrefilledTogetherOnlyWithinTheSlack(string kind)
-    {
-        using var model = Model(kind);
-        var alone = Mixed.Select(p => Alone(kind, model, p)).ToArray();
-        var profile = new DecodeProfile();
-        var (results, steps) = Together(kind, model, Mixed, profile);
-        for (var i = 0; i < Mixed.Length; i++) Assert.Equal(alone[i].Tokens, results[i].Tokens);
-        // AR: 5 and 14 share a forward (9 tokens apart), 23 and 40 go alone (17 apart). Block: contexts of 16, 8 and 36
-        // tokens are more than a block apart, so each is prefilled alone (the 5-token prompt has no context).
-        Assert.Equal(kind == "reference" ? 0 : 3, profile.PrefillForwards);
-        Assert.Equal(kind switch { "ar" => 82, "reference" => 0, _ => 60 }, steps.Sum(s => s.Prefilled));
-    }
+    public void PromptsOfMixedLengthsArePrefilledTogetherOnlyWithinTheSlack(string kind) =>
+        BurstDecodesAsAlone(kind, Mixed, forwards: 3, arTokens: 82, blockTokens: 60);
 
     [Fact]
     public void AGroupIsTheOldestPromptAndTheMostOthersWithinTheSlackInAgeOrder()
