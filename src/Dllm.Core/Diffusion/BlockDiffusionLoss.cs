@@ -10,7 +10,8 @@ namespace Dllm.Diffusion;
 /// The block-diffusion objective of METHOD.md §2 for any block size, as one pure function.
 /// B &lt; L: the model sees [x_t ; x] (both halves at positions 0..L-1) under the block-diffusion mask;
 /// the clean half stops before the last block, whose clean copy no output reads (2L - B tokens, not 2L);
-/// only the noisy half is projected to logits. B &gt;= L: x_t alone, bidirectional (the MDLM loss). Packed documents never attend to each other.
+/// only the noisy half is projected to logits. B &gt;= L: x_t alone, bidirectional (the MDLM loss).
+/// Packed documents never attend to each other.
 /// With shifted labels the masked token at i is read from the output at i - 1: the noisy half inside a
 /// block, the clean half at a block's first slot (the clean token i - 1 never sees token i); a document's
 /// first token has no predecessor and is not scored.

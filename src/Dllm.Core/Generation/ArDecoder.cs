@@ -164,13 +164,18 @@ public sealed class ArDecodeSession : DecodeSession
     }
 
     /// <summary>
-    /// Prefills the oldest waiting prompts that nothing was reused or computed for yet, as many as fit the budget
-    /// (0: all) and lie within <see cref="PrefillSlack"/> tokens of the oldest's length, in one forward: left-padded to the longest, with each row's own positions and padding masked, so a
-    /// row computes what its prompt computes alone. Each takes its columns of the batch's cache as its own cache,
-    /// and its last logits. Fewer than two: nothing (the one-prompt path does it).
+    /// How far apart in length prompts prefilled together may be: the most left padding a row pays. Half the
+    /// block decoder's default block; at 128-token prompts it bounds the padding at an eighth of the work.
     /// </summary>
-    /// <summary>How far apart in length prompts prefilled together may be: the most left padding a row pays.</summary>
     private const int PrefillSlack = 16;
+
+    /// <summary>
+    /// Prefills the oldest waiting prompts that nothing was reused or computed for yet, as many as fit the budget
+    /// (0: all) and lie within <see cref="PrefillSlack"/> tokens of the oldest's length, in one forward: left-padded
+    /// to the longest, with each row's own positions and padding masked, so a row computes what its prompt computes
+    /// alone. Each takes its columns of the batch's cache as its own cache, and its last logits. Fewer than two:
+    /// nothing (the one-prompt path does it).
+    /// </summary>
 
     private int PrefillTogether(IReadOnlyList<Joiner> joiners, int budget)
     {

@@ -50,8 +50,8 @@ public abstract class DecodeSession : IDisposable
     }
 
     /// <summary>
-    /// Prompts waiting together (a burst of requests) share one prefill forward, left-padded to the longest (the
-    /// default). Off: one forward each, the way to measure what batching them saves (bench prefill).
+    /// Prompts waiting together (a burst of requests) share prefill forwards, grouped by length (the default; see
+    /// <see cref="SimilarInLength{T}"/>). Off: one forward each, the way to measure what batching saves (bench prefill).
     /// </summary>
     public bool BatchPrefill { get; init; } = true;
 
@@ -118,7 +118,8 @@ public abstract class DecodeSession : IDisposable
 
     /// <summary>
     /// Spends a step's prefill budget on the waiting prompts, oldest first: <paramref name="together"/> first prefills
-    /// in one forward the prompts it can batch (given the waiting prompts and the budget, 0 = unlimited), then
+    /// in one forward a group of prompts it can batch (given the waiting prompts and the budget, 0 = unlimited; called
+    /// again until it takes none), then
     /// <paramref name="prefill"/> computes up to the given number of tokens of one prompt (0: all of it); both return
     /// how many tokens they did. Unlimited when nothing decodes or <see cref="PrefillChunk"/> is 0. Returns the tokens
     /// prefilled.
@@ -151,8 +152,8 @@ public abstract class DecodeSession : IDisposable
     /// <summary>
     /// The prompts one batched prefill takes from <paramref name="candidates"/> (in age order): the oldest and as many
     /// others as fit with it in a window of lengths <paramref name="slack"/> wide, so no row is left-padded by more than
-    /// that. Padding is paid in full: a burst of four prompts of 64-160 tokens prefilled together took 1.01-1.17x the time
-    /// of one forward each (AR), while four of equal length took 0.68-0.85x (bench prefill). Age order is kept.
+    /// that. Padding is paid in full: a burst of four prompts of 64-160 tokens prefilled together took 1.01-1.31x the time
+    /// of one forward each (AR, two runs), while four of equal length took 0.68-0.85x (bench prefill). Age order is kept.
     /// </summary>
     internal static List<T> SimilarInLength<T>(List<T> candidates, Func<T, int> length, int slack)
     {
