@@ -10,7 +10,7 @@ using Dllm.Training;
 namespace Dllm.Demo;
 
 /// <summary>
-/// Sizes of the embedded demo. <see cref="Full"/> takes about 10 minutes on 2 cores (588 s measured on an AVX-512 host and 628-632 s on an AVX2 host with 800 fine-tuning steps; 1200 AR steps at init scale 0.1:
+/// Sizes of the embedded demo. <see cref="Full"/> takes about 10 minutes on 2 cores (588 s measured on an AVX-512 host and 628-755 s on an AVX2 host with 800 fine-tuning steps, 618 s there once the clean stream stopped before the last block; fewer fine-tuning steps lose accuracy: 500 gave 88%; 1200 AR steps at init scale 0.1:
 /// with the default seed the copy transition comes by step 1000; other seeds may need more) and <see cref="QuickRun"/>
 /// under two, on shorter lists with a smaller model;
 /// every figure is chosen from measurements (docs/benchmarks.md), and every one can be overridden for studies.
