@@ -18,6 +18,7 @@ switch (which)
     case "block-cost": BlockCostBenchmark.Run(BenchArgs.Parse(rest)); break;
     case "memory": MemoryBenchmark.Run(rest); break;
     case "prefill": PrefillBenchmark.Run(BenchArgs.Parse(rest)); break;
+    case "ragged": RaggedBenchmark.Run(BenchArgs.Parse(rest)); break;
     default:
         Console.WriteLine("usage: dotnet run -c Release --project bench/Dllm.Bench -- <benchmark> [--repeats N] [--threads N]");
         Console.WriteLine("benchmarks: ar (AR prefill/decode tokens/s, fp32 and bf16), matmul (GFLOP/s ceiling),");
@@ -25,6 +26,7 @@ switch (which)
         Console.WriteLine("            decode [--model DIR] [--ar-model DIR] [--tasks FILE] [--items N] [--repeats N] [--threads N] (block decoding TPF/speed/accuracy grid; run ./dllm demo first)");
         Console.WriteLine("            block-cost (one block forward of B positions vs one AR step on a KV cache; 1M/10M/50M, fp32/bf16)");
         Console.WriteLine("            prefill (a burst of prompts to first token: one shared prefill forward vs one each; AR and block, 1M/10M) [--quick]");
+        Console.WriteLine("            ragged (AR decoding step of one long and seven short rows: grouped by length vs every row over every column; 1M/10M)");
         Console.WriteLine("            samples --model DIR --judge AR_DIR (judge perplexity and repetition of 100 sampled continuations)");
         Console.WriteLine("            serve (HTTP server throughput, latency and time to first token, continuous batching vs one at a time;");
         Console.WriteLine("                   [--requests 200] [--clients 1,4,16,32] [--max-tokens 32] [--modes ar,diffusion] [--batches 1,16] [--quick]");

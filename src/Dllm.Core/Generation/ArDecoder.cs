@@ -1,4 +1,5 @@
 using Dllm.Attention;
+using Dllm.Config;
 using Dllm.Models;
 using static TorchSharp.torch;
 
@@ -71,7 +72,9 @@ public sealed class ArDecodeSession : DecodeSession
         using var noGrad = no_grad();
         if (_rows.Count > 0 && _logits is null) FeedLastTokens();
         var prefilled = SpendPrefillBudget(_rows.Count > 0, (j, budget) => Prefill(j, budget), PrefillTogether);
-        foreach (var j in WaitingJoiners.Where(j => Pending(j).Ready).ToList()) Join(j);
+        var joining = WaitingJoiners.Where(j => Pending(j).Ready).ToList();
+        foreach (var j in joining) Join(j);
+        if (joining.Count > 0) SortLongestFirst();
         if (_rows.Count == 0) return updates.Count > 0 || prefilled > 0 ? new DecodeStep(Forwards, updates, Prefilled: prefilled) : null;
 
         int[] tokens;
@@ -128,8 +131,33 @@ public sealed class ArDecodeSession : DecodeSession
         var positions = tensor(_rows.Select(x => (long)(x.Prompt.Length + x.Generated.Count - 1)).ToArray(), device: _device).unsqueeze(1);
         Replace(ref _valid, cat([_valid, ones(r, 1, dtype: ScalarType.Bool, device: _device)], 1));
         var mask = _valid.unsqueeze(1).unsqueeze(1);                                                                       // [R, 1, 1, S]
-        var logits = DecodeProfile.Forward(Profile, () => Model.Forward(next, positions, mask, _cache).squeeze(1));
-        _logits = logits.DetachFromDisposeScope();
+        // Rows are kept longest first, so rows of similar length are neighbours and attend in groups over their own
+        // columns only: a short row beside a long one pays for at most RaggedSlack columns of padding.
+        _cache.RowGroups = !RaggedAttention ? null : KvCache.GroupsByLength(_rows.Select(x => (long)(x.Prompt.Length + x.Generated.Count)).ToArray(), _valid.shape[1], RaggedSlack);
+        if (_cache.RowGroups is not null) DecodeProfile.Ragged(Profile);
+        try
+        {
+            var logits = DecodeProfile.Forward(Profile, () => Model.Forward(next, positions, mask, _cache).squeeze(1));
+            _logits = logits.DetachFromDisposeScope();
+        }
+        finally { _cache.RowGroups = null; }
+    }
+
+    /// <summary>
+    /// How much longer than the shortest row of its attention group a row may be: the most padding a row attends
+    /// over. A group costs an attention call per layer, so groups are no finer than a block.
+    /// </summary>
+    private const int RaggedSlack = DiffusionSettings.DefaultBlockSize;
+
+    /// <summary>
+    /// Orders the rows longest first (every row grows by one token a step, so the order holds until the next join):
+    /// rows of similar length become neighbours, which ragged attention needs. Costs one copy of the cache when a
+    /// join changes the order.
+    /// </summary>
+    private void SortLongestFirst()
+    {
+        var order = Enumerable.Range(0, _rows.Count).OrderByDescending(i => _rows[i].Prompt.Length + _rows[i].Generated.Count).ToList();
+        Keep(order);
     }
 
     /// <summary>The joiner's prompt on its way in (started on first sight: the prefix cache may already hold some of it).</summary>
@@ -242,10 +270,13 @@ public sealed class ArDecodeSession : DecodeSession
     private static Tensor PadLeft(Tensor valid, long width) =>
         valid.shape[1] == width ? valid : cat([zeros(valid.shape[0], width - valid.shape[1], dtype: ScalarType.Bool, device: valid.device), valid], 1);
 
-    /// <summary>Keeps the given rows: the others' cache rows are freed, and columns no remaining row uses are trimmed.</summary>
+    /// <summary>
+    /// Keeps the given rows, in the given order: the others' cache rows are freed, and columns no remaining row uses
+    /// are trimmed.
+    /// </summary>
     private void Keep(List<int> keep)
     {
-        if (keep.Count == _rows.Count) return;
+        if (keep.Count == _rows.Count && keep.Select((row, i) => row == i).All(same => same)) return;
         _rows = keep.Select(i => _rows[i]).ToList();
         if (keep.Count == 0)
         {

@@ -19,6 +19,14 @@ public sealed class DecodeProfile
     /// <summary>Prompt prefill forwards (a chunk, a whole prompt, or several prompts together), not decoding forwards.</summary>
     public int PrefillForwards { get; private set; }
 
+    /// <summary>Decoding forwards whose attention ran in several row groups (rows of very different lengths, see KvCache.RowGroups).</summary>
+    public int RaggedForwards { get; private set; }
+
+    internal static void Ragged(DecodeProfile? profile)
+    {
+        if (profile is not null) profile.RaggedForwards++;
+    }
+
     /// <summary>Runs the prompt prefill, timed as forward work but not counted as a decoding forward.</summary>
     internal static T Prefill<T>(DecodeProfile? profile, Func<T> prefill)
     {

@@ -55,6 +55,13 @@ public abstract class DecodeSession : IDisposable
     /// </summary>
     public bool BatchPrefill { get; init; } = true;
 
+    /// <summary>
+    /// Rows of very different lengths attend in groups, each over its own key columns (KvCache.RowGroups), instead of
+    /// every row over the longest row's width (the default; AR decoding). Off: one attention call over every column,
+    /// the way to measure what it saves (bench ragged).
+    /// </summary>
+    public bool RaggedAttention { get; init; } = true;
+
     /// <summary>The one check of a prefill chunk, shared by the library and the server's settings.</summary>
     public static int CheckPrefillChunk(int tokens) =>
         tokens >= 0 ? tokens : throw new DllmException($"the prefill chunk must be 0 (whole prompts) or more tokens, got {tokens}");

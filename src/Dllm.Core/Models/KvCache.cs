@@ -24,6 +24,36 @@ public sealed class KvCache : IDisposable
 
     /// <summary>Committed positions.</summary>
     public long Length { get; private set; }
+
+    /// <summary>
+    /// Ragged attention over a right-aligned batch: when set, rows [Start, Start + Count) attend only to key columns
+    /// from FirstColumn on (their earlier columns are left padding), each group in its own attention call. The
+    /// groups cover every row in order. A decoder whose rows differ in length by more than a block sets it for its
+    /// forwards, so a short row next to a long one no longer computes attention over the long one's width; null: one
+    /// call over every column.
+    /// </summary>
+    public IReadOnlyList<RowGroup>? RowGroups { get; set; }
+
+    /// <summary>
+    /// Row groups for rows whose keys are the last <paramref name="keys"/>[r] of <paramref name="width"/> columns,
+    /// longest first: a group starts at a row and takes the next rows while they are at most <paramref name="slack"/>
+    /// shorter, so no row attends over more than <paramref name="slack"/> columns of padding. Null when one group
+    /// holds every row (the plain path is then the same computation with one call).
+    /// </summary>
+    public static RowGroup[]? GroupsByLength(IReadOnlyList<long> keys, long width, long slack)
+    {
+        for (var r = 1; r < keys.Count; r++)
+            if (keys[r] > keys[r - 1]) throw new ArgumentException("rows must be ordered longest first", nameof(keys));
+        var groups = new List<RowGroup>();
+        for (var start = 0; start < keys.Count;)
+        {
+            var end = start + 1;
+            while (end < keys.Count && keys[start] - keys[end] <= slack) end++;
+            groups.Add(new RowGroup(start, end - start, width - keys[start]));
+            start = end;
+        }
+        return groups.Count > 1 ? [.. groups] : null;
+    }
     public int Layers => _keys.Length;
     public long BatchSize => _keys[0]?.shape[0] ?? 0;
 
@@ -231,3 +261,6 @@ public sealed class KvCache : IDisposable
         }
     }
 }
+
+/// <summary>Rows [Start, Start + Count) of a batch, whose keys begin at column FirstColumn (see <see cref="KvCache.RowGroups"/>).</summary>
+public readonly record struct RowGroup(int Start, int Count, long FirstColumn);

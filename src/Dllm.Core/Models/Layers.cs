@@ -204,8 +204,31 @@ public static class AttentionKernel
         long b = q.shape[0], h = q.shape[1], t = q.shape[2], d = q.shape[3];
         var hkv = k.shape[1];
         var folded = q.reshape(b, hkv, h / hkv * t, d);                 // [B, H_kv, rep*T, D]
-        var o = nn.functional.scaled_dot_product_attention(folded, k, v, ctx.FoldedMask, 0.0, false);
+        var o = ctx.Cache?.RowGroups is { Count: > 1 } groups
+            ? Ragged(folded, k, v, ctx.FoldedMask, groups)
+            : nn.functional.scaled_dot_product_attention(folded, k, v, ctx.FoldedMask, 0.0, false);
         var result = o.reshape(b, h, t, d).transpose(1, 2).reshape(b, t, h * d);   // [B, T, H*D]
         return result.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// One attention call per row group, each over the key columns from the group's first on: the columns left out
+    /// are masked for those rows anyway, so the result is the full call's (up to summation order) without their cost.
+    /// </summary>
+    private static Tensor Ragged(Tensor folded, Tensor k, Tensor v, Tensor mask, IReadOnlyList<RowGroup> groups)
+    {
+        var s = k.shape[2];
+        var parts = new Tensor[groups.Count];
+        for (var i = 0; i < groups.Count; i++)
+        {
+            var (start, count, first) = groups[i];
+            if (first < 0 || first >= s) throw new ArgumentOutOfRangeException(nameof(groups), first, $"a row group's first key column must lie in [0, {s})");
+            var m = mask.shape[0] == 1 ? mask : mask.narrow(0, start, count);
+            parts[i] = nn.functional.scaled_dot_product_attention(folded.narrow(0, start, count),
+                k.narrow(0, start, count).narrow(2, first, s - first), v.narrow(0, start, count).narrow(2, first, s - first),
+                m.narrow(-1, first, s - first), 0.0, false);
+        }
+        if (groups.Sum(g => g.Count) != folded.shape[0]) throw new ArgumentException("the row groups must cover every row", nameof(groups));
+        return cat(parts, 0);
     }
 }

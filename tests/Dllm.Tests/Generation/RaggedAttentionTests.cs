@@ -1,0 +1,91 @@
+using Dllm.Generation;
+using Dllm.Models;
+using Dllm.Models.Layers;
+using Dllm.Runtime;
+using static TorchSharp.torch;
+
+namespace Dllm.Tests.Generation;
+
+/// <summary>
+/// Ragged attention: rows of a right-aligned batch cache attend in groups of similar length, each over its own
+/// columns. The result must be the one call over every column, and a batch of very different lengths must decode
+/// what each prompt decodes alone.
+/// </summary>
+public class RaggedAttentionTests
+{
+    public RaggedAttentionTests() => TorchRuntime.EnsureLoaded();
+
+    [Fact]
+    public void GroupsSplitWhereARowIsMoreThanTheSlackShorterThanItsGroupsFirst()
+    {
+        Assert.Equal([new RowGroup(0, 2, 2), new RowGroup(2, 2, 64)], KvCache.GroupsByLength([70, 40, 8, 5], 72, 32));
+        Assert.Equal([new RowGroup(0, 1, 0), new RowGroup(1, 3, 40)], KvCache.GroupsByLength([80, 40, 39, 8], 80, 32));
+        Assert.Null(KvCache.GroupsByLength([40, 20, 8], 40, 32));   // one group: the plain call
+        Assert.Throws<ArgumentException>(() => KvCache.GroupsByLength([8, 70], 72, 32));
+    }
+
+    [Fact]
+    public void GroupedAttentionEqualsOneCallOverEveryColumn()
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var generator = new Generator(5);
+        long rows = 4, heads = 4, kvHeads = 2, d = 8, committed = 10, t = 2;
+        using var cache = new KvCache(layers: 1, initialCapacity: 16);
+        cache.Extend(0, randn([rows, kvHeads, committed, d], generator: generator), randn([rows, kvHeads, committed, d], generator: generator));
+        cache.Commit(committed);
+        // Right-aligned rows with 12, 10, 5 and 4 keys of the 12 columns (this forward's 2 new ones included).
+        long[] keys = [12, 10, 5, 4];
+        var valid = stack(keys.Select(k => arange(committed + t).ge(committed + t - k)).ToArray());                 // [R, S]
+        var mask = valid.unsqueeze(1).unsqueeze(1).expand(rows, 1, t, committed + t);                                // [R, 1, T, S]
+        var folded = AttentionKernel.FoldMask(mask, heads / kvHeads);
+        var q = randn([rows, heads, t, d], generator: generator);
+        var k = randn([rows, kvHeads, t, d], generator: generator);
+        var v = randn([rows, kvHeads, t, d], generator: generator);
+        var context = new LayerContext(empty(0), empty(0), folded, cache);
+
+        var whole = AttentionKernel.Attend(q, k, v, context, 0);
+        cache.RowGroups = KvCache.GroupsByLength(keys, committed + t, slack: 1);   // [12], [10], [5, 4]
+        Assert.Equal(3, cache.RowGroups!.Count);
+        var ragged = AttentionKernel.Attend(q, k, v, context, 0);
+        cache.RowGroups = null;
+
+        Assert.True(ragged.allclose(whole, rtol: 1e-5, atol: 1e-6), $"max difference {(ragged - whole).abs().max().item<float>()}");
+    }
+
+    [Fact]
+    public void ARowsOfVeryDifferentLengthsDecodeAsAloneWithRaggedAttention()
+    {
+        using var model = DecodeSessionTests.Model("ar");
+        // Prompts of 8, 70, 5 and 40 tokens: kept longest first, 70 and 40 attend together, 8 and 5 over their own
+        // last columns only.
+        int[][] prompts =
+        [
+            [.. Enumerable.Range(0, 8).Select(i => 30 + i)],
+            [.. Enumerable.Range(0, 70).Select(i => 20 + i * 3 % 150)],
+            [.. Enumerable.Range(0, 5).Select(i => 60 + i * 7 % 90)],
+            [.. Enumerable.Range(0, 40).Select(i => 15 + i * 5 % 120)],
+        ];
+        var options = new DecodeOptions { MaxNewTokens = 12 };
+        DecodedSequence Alone(int[] prompt)
+        {
+            using var session = new ArDecodeSession(model, []);
+            session.Add(prompt, options);
+            var steps = new List<DecodeStep>();
+            while (session.Step() is { } step) steps.Add(step);
+            return DecodeCollector.Collect(steps, 1)[0];
+        }
+        var alone = prompts.Select(Alone).ToArray();
+
+        var profile = new DecodeProfile();
+        var all = new List<DecodeStep>();
+        using (var session = new ArDecodeSession(model, [], profile: profile))
+        {
+            foreach (var p in prompts) session.Add(p, options);
+            while (session.Step() is { } step) all.Add(step);
+        }
+        var together = DecodeCollector.Collect(all, prompts.Length);
+        for (var i = 0; i < prompts.Length; i++) Assert.Equal(alone[i].Tokens, together[i].Tokens);
+        Assert.True(profile.RaggedForwards >= 10, $"ragged forwards: {profile.RaggedForwards} of {profile.Forwards}");
+    }
+}
