@@ -225,6 +225,8 @@ public sealed class BlockDecodeSession : DecodeSession
             {
                 foreach (var j in WaitingJoiners.Where(j => Pending(j).Ready).ToList()) Join(j);
                 if (_rows.Count == 0) return updates.Count > 0 || prefilled > 0 ? new DecodeStep(Forwards, updates, 0, b, 0, prefilled) : null;
+                _forward.Ragged = RaggedAttention;
+                if (RaggedAttention && _forward.LongestFirst() is { } order) Keep([.. order]);
                 foreach (var r in _rows) r.StartBlock(b, _maskTokenId);
                 _credit?.StartBlock();
                 (_inBlock, _step) = (true, 0);
@@ -289,9 +291,10 @@ public sealed class BlockDecodeSession : DecodeSession
         _inBlock = false;
     }
 
+    /// <summary>Keeps the given rows, in the given order (rows leave, or are reordered for ragged attention).</summary>
     private void Keep(List<int> keep)
     {
-        if (keep.Count == _rows.Count) return;
+        if (keep.Count == _rows.Count && keep.Select((row, i) => row == i).All(same => same)) return;
         _forward.KeepRows(keep);
         _credit?.KeepRows(keep);
         _rows = keep.Select(i => _rows[i]).ToList();

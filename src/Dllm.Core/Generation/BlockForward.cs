@@ -65,6 +65,16 @@ internal abstract class BlockForward : IDisposable
     /// <summary>The hidden states [R, B, H] that predict the slots of the rows' current windows (CPU token arrays).</summary>
     public abstract Tensor Outputs(int[][] windows, bool firstStepOfBlock);
 
+    /// <summary>Rows attend in groups of similar length, each over its own key columns (see <see cref="LongestFirst"/>).</summary>
+    public bool Ragged { get; set; }
+
+    /// <summary>
+    /// The row order that puts rows with more context first (a permutation for <see cref="KeepRows(IReadOnlyList{int})"/>),
+    /// or null when they already are: ragged attention groups neighbouring rows. Every row commits a block per block,
+    /// so the order holds until rows join.
+    /// </summary>
+    public virtual int[]? LongestFirst() => null;
+
     /// <summary>Every row's window is final: it becomes context, and the next windows start B later.</summary>
     public abstract void Advance(int[][] finishedWindows);
 
@@ -151,6 +161,8 @@ internal sealed class CachedBlockForward : BlockForward
     private readonly List<int[]?> _pending = [];   // per row: the finished window (or last prompt block) not yet in the cache
     private Tensor? _slotZero;                  // shifted labels: [R, 1, H] the output that predicts slot 0 of the current window
     private (Tensor Positions, Tensor Mask)? _step;   // the current block's later steps
+    private RowGroup[]? _groups;                // ragged attention groups of the current rows (null: one call)
+    private bool _groupsStale = true;
 
     private readonly PrefixCache? _prefixes;
 
@@ -243,10 +255,54 @@ internal sealed class CachedBlockForward : BlockForward
         WindowStart.Add(n);
     }
 
+    public override int[]? LongestFirst()
+    {
+        // Ordered by where each row's keys will begin once the block's first forward commits the pending blocks: a row
+        // with no keys yet gets them there if it has a pending block, later if not. Ordering by the keys before the
+        // commit would tie those rows and leave them out of order after it.
+        var first = FirstKeyColumns();
+        var width = _keyValid.shape[1];
+        for (var i = 0; i < first.Length; i++)
+            if (first[i] == width && _pending[i] is null) first[i] = width + B;
+        var order = Enumerable.Range(0, first.Length).OrderBy(i => first[i]).ToArray();
+        return order.Select((r, i) => r == i).All(same => same) ? null : order;
+    }
+
+    /// <summary>Per row, the first cache column holding one of its keys (the cache length when it has none yet).</summary>
+    private long[] FirstKeyColumns()
+    {
+        using var scope = NewDisposeScope();
+        var width = _keyValid.shape[1];
+        if (width == 0) return new long[Rows];
+        var first = _keyValid.to_type(ScalarType.Int32).argmax(1).where(_keyValid.any(1), width).cpu();
+        return first.data<long>().ToArray();
+    }
+
+    /// <summary>Runs a forward on the cache with this block's ragged attention groups, recomputed when rows changed.</summary>
+    private Tensor Forward(Func<Tensor> forward)
+    {
+        if (_groupsStale)
+        {
+            var first = FirstKeyColumns();
+            var width = _keyValid.shape[1];
+            var keys = first.Select(c => width - c).ToArray();
+            // Rows are sorted at every block start; should they ever not be, one call over every column is still exact.
+            var sorted = keys.Zip(keys.Skip(1)).All(pair => pair.First >= pair.Second);
+            _groups = Ragged && sorted ? KvCache.GroupsByLength(keys, width, B) : null;
+            _groupsStale = false;
+        }
+        if (_groups is null) return DecodeProfile.Forward(Profile, forward);
+        DecodeProfile.Ragged(Profile);
+        _cache.RowGroups = _groups;
+        try { return DecodeProfile.Forward(Profile, forward); }
+        finally { _cache.RowGroups = null; }
+    }
+
     public override Tensor Outputs(int[][] windows, bool firstStepOfBlock)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
+        if (firstStepOfBlock) _groupsStale = true;
         Tensor h;
         if (firstStepOfBlock && _pending.Any(p => p is not null))
         {
@@ -257,7 +313,7 @@ internal sealed class CachedBlockForward : BlockForward
             var positions = WindowPositions(-B, blocks: 2);
             var mask = AttentionMasks.CachedBlocks(_keyValid, 2, B,
                 _pending.All(p => p is not null) ? null : cat([pendingValid, ones(r, B, dtype: ScalarType.Bool, device: Device)], 1));
-            var all = DecodeProfile.Forward(Profile, () => Model.Hidden(Model.Embed(tokens), positions, mask, _cache, commit: B));
+            var all = Forward(() => Model.Hidden(Model.Embed(tokens), positions, mask, _cache, commit: B));
             Replace(ref _keyValid, cat([_keyValid, pendingValid], 1));
             for (var i = 0; i < _pending.Count; i++) _pending[i] = null;
             if (Shifted)
@@ -278,7 +334,7 @@ internal sealed class CachedBlockForward : BlockForward
             _step ??= StepInputs();
             var (positions, mask) = _step.Value;
             var window = Tokens(B, windows);
-            h = DecodeProfile.Forward(Profile, () => Model.Hidden(Model.Embed(window), positions, mask, _cache, commit: 0));
+            h = Forward(() => Model.Hidden(Model.Embed(window), positions, mask, _cache, commit: 0));
         }
         // Rows whose slot 0 is prompt never read it: any output stands in where there is no committed one.
         var outputs = Shifted ? cat([_slotZero ?? h.narrow(1, 0, 1), h.narrow(1, 0, B - 1)], 1) : h;
@@ -314,6 +370,7 @@ internal sealed class CachedBlockForward : BlockForward
     protected override void KeepRows(Tensor index, IReadOnlyList<int> keep)
     {
         DropStep();
+        _groupsStale = true;
         var pending = keep.Select(i => _pending[i]).ToList();
         _pending.Clear();
         _pending.AddRange(pending);

@@ -43,7 +43,7 @@ public sealed class KvCache : IDisposable
     public static RowGroup[]? GroupsByLength(IReadOnlyList<long> keys, long width, long slack)
     {
         for (var r = 1; r < keys.Count; r++)
-            if (keys[r] > keys[r - 1]) throw new ArgumentException("rows must be ordered longest first", nameof(keys));
+            if (keys[r] > keys[r - 1]) throw new ArgumentException($"rows must be ordered longest first: row {r} has {keys[r]} keys, row {r - 1} {keys[r - 1]}", nameof(keys));
         var groups = new List<RowGroup>();
         for (var start = 0; start < keys.Count;)
         {
