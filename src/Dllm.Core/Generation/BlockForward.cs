@@ -285,10 +285,9 @@ internal sealed class CachedBlockForward : BlockForward
         {
             var first = FirstKeyColumns();
             var width = _keyValid.shape[1];
-            var keys = first.Select(c => width - c).ToArray();
-            // Rows are sorted at every block start; should they ever not be, one call over every column is still exact.
-            var sorted = keys.Zip(keys.Skip(1)).All(pair => pair.First >= pair.Second);
-            _groups = Ragged && sorted ? KvCache.GroupsByLength(keys, width, B) : null;
+            // Rows are sorted at every block start; should they ever not be, there are no groups: one call over every
+            // column is exact either way.
+            _groups = Ragged ? KvCache.GroupsByLength(first.Select(c => width - c).ToArray(), width, B) : null;
             _groupsStale = false;
         }
         if (_groups is null) return DecodeProfile.Forward(Profile, forward);

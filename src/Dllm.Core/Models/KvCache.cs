@@ -38,12 +38,12 @@ public sealed class KvCache : IDisposable
     /// Row groups for rows whose keys are the last <paramref name="keys"/>[r] of <paramref name="width"/> columns,
     /// longest first: a group starts at a row and takes the next rows while they are at most <paramref name="slack"/>
     /// shorter, so no row attends over more than <paramref name="slack"/> columns of padding. Null when one group
-    /// holds every row (the plain path is then the same computation with one call).
+    /// holds every row, or when the rows are not longest first: one call over every column computes the same.
     /// </summary>
     public static RowGroup[]? GroupsByLength(IReadOnlyList<long> keys, long width, long slack)
     {
         for (var r = 1; r < keys.Count; r++)
-            if (keys[r] > keys[r - 1]) throw new ArgumentException($"rows must be ordered longest first: row {r} has {keys[r]} keys, row {r - 1} {keys[r - 1]}", nameof(keys));
+            if (keys[r] > keys[r - 1]) return null;
         var groups = new List<RowGroup>();
         for (var start = 0; start < keys.Count;)
         {
@@ -54,6 +54,7 @@ public sealed class KvCache : IDisposable
         }
         return groups.Count > 1 ? [.. groups] : null;
     }
+
     public int Layers => _keys.Length;
     public long BatchSize => _keys[0]?.shape[0] ?? 0;
 
