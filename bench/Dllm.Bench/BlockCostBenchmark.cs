@@ -17,7 +17,14 @@ namespace Dllm.Bench;
 /// </summary>
 public static class BlockCostBenchmark
 {
-    internal static JsonObject Config(int hidden, int layers, int heads, int vocab) => new()
+    /// <summary>The ~1 M and ~10 M random-weight models the serving-side benchmarks (prefill, ragged) decode with.</summary>
+    internal static (string Name, JsonObject Config)[] SmallModels =>
+    [
+        ("~1 M", Config(128, 4, 4, 1024)),
+        ("~10 M", Config(320, 8, 8, 4096)),
+    ];
+
+    private static JsonObject Config(int hidden, int layers, int heads, int vocab) => new()
     {
         ["architectures"] = new JsonArray("LlamaForCausalLM"),
         ["model_type"] = "llama",

@@ -21,11 +21,7 @@ public static class PrefillBenchmark
     {
         TorchRuntime.EnsureLoaded();
         if (args.Threads > 0) set_num_threads(args.Threads);
-        (string Name, System.Text.Json.Nodes.JsonObject Config)[] models =
-        [
-            ("~1 M", BlockCostBenchmark.Config(128, 4, 4, 1024)),
-            ("~10 M", BlockCostBenchmark.Config(320, 8, 8, 4096)),
-        ];
+        var models = BlockCostBenchmark.SmallModels;
         int[] bursts = args.Quick ? [4] : [4, 16];
         var repeats = Math.Max(args.Repeats, 7);
         Console.WriteLine($"machine: {Timing.Machine()}");
@@ -57,7 +53,7 @@ public static class PrefillBenchmark
                             times[batched].Add(seconds);
                             forwards[batched] = prefills;
                         }
-                    double one = Median(times[false]), together = Median(times[true]);
+                    double one = Timing.Median(times[false]), together = Timing.Median(times[true]);
                     Console.WriteLine($"| {name} | {mode} | {n} | {(shortest == longest ? $"{shortest}" : $"{shortest}-{longest}")} | {one * 1e3:F1} ({forwards[false]}) | {together * 1e3:F1} ({forwards[true]}) | {together / one:F2}x |");
                 }
         }
@@ -78,11 +74,5 @@ public static class PrefillBenchmark
             foreach (var u in step.Updates)
                 if (u.Tokens.Length > 0) waiting.Remove(u.Sequence);
         return (clock.Elapsed.TotalSeconds, profile.PrefillForwards);
-    }
-
-    private static double Median(List<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
     }
 }

@@ -21,11 +21,7 @@ public static class RaggedBenchmark
     {
         TorchRuntime.EnsureLoaded();
         if (args.Threads > 0) set_num_threads(args.Threads);
-        (string Name, System.Text.Json.Nodes.JsonObject Config)[] models =
-        [
-            ("~1 M", BlockCostBenchmark.Config(128, 4, 4, 1024)),
-            ("~10 M", BlockCostBenchmark.Config(320, 8, 8, 4096)),
-        ];
+        var models = BlockCostBenchmark.SmallModels;
         var repeats = Math.Max(args.Repeats, 5);
         const int longPrompt = 448, shortPrompt = 40, shortRows = 7, steps = 32;
         Console.WriteLine($"machine: {Timing.Machine()}");
@@ -51,7 +47,7 @@ public static class RaggedBenchmark
                         var perStep = StepTimes(model, mode, config.VocabSize - 1, prompts, ragged, steps);
                         if (i >= 0) times[ragged].AddRange(perStep);
                     }
-                double padded = Median(times[false]), grouped = Median(times[true]);
+                double padded = Timing.Median(times[false]), grouped = Timing.Median(times[true]);
                 Console.WriteLine($"| {name} | {mode} | {padded * 1e3:F2} | {grouped * 1e3:F2} | {grouped / padded:F2}x |");
             }
         }
@@ -74,11 +70,5 @@ public static class RaggedBenchmark
             times.Add(clock.Elapsed.TotalSeconds);
         }
         return times;
-    }
-
-    private static double Median(List<double> values)
-    {
-        var sorted = values.Order().ToArray();
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
     }
 }

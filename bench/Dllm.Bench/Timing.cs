@@ -25,6 +25,13 @@ public static class Timing
         return best;
     }
 
+    /// <summary>The median of measured values (the mean of the middle two for an even count).</summary>
+    public static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+
     public static double MedianSeconds(int repeats, Action action, int warmup = 1)
     {
         for (var i = 0; i < warmup; i++) action();
