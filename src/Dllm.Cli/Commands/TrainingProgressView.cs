@@ -60,7 +60,8 @@ internal sealed class TrainingProgressView(TextWriter output, bool interactive) 
         // The first step prints too: it shows at once that training runs, and at what speed.
         else if ((m.Step + 1) % _printEvery == 0 || m.Step + 1 == _total || m.Step == _start)
         {
-            var eta = m.Step + 1 < _total ? $"  eta {TimeSpan.FromSeconds(m.Seconds / (m.Step + 1) * (_total - m.Step - 1)):hh\\:mm\\:ss}" : "";
+            // Seconds count from this process's start: a resumed run has done Step + 1 - start steps in them.
+            var eta = m.Step + 1 < _total ? $"  eta {TimeSpan.FromSeconds(m.Seconds / (m.Step + 1 - _start) * (_total - m.Step - 1)):hh\\:mm\\:ss}" : "";
             output.WriteLine(text + eta);
         }
     }
