@@ -43,17 +43,13 @@ public static class PrefillBenchmark
                     var random = new Random(n);
                     var prompts = Enumerable.Range(0, n)
                         .Select(_ => Enumerable.Range(0, random.Next(shortest, longest + 1)).Select(_ => random.Next(1, mask)).ToArray()).ToList();
-                    var times = new Dictionary<bool, List<double>> { [false] = [], [true] = [] };
                     var forwards = new Dictionary<bool, int>();
-                    for (var i = -1; i < repeats; i++)
-                        foreach (var batched in new[] { false, true })
-                        {
-                            var (seconds, prefills) = Burst(model, mode, mask, prompts, batched);
-                            if (i < 0) continue;   // warm-up
-                            times[batched].Add(seconds);
-                            forwards[batched] = prefills;
-                        }
-                    double one = Timing.Median(times[false]), together = Timing.Median(times[true]);
+                    var (one, together) = Timing.AlternatingMedians(repeats, batched =>
+                    {
+                        var (seconds, prefills) = Burst(model, mode, mask, prompts, batched);
+                        forwards[batched] = prefills;
+                        return [seconds];
+                    });
                     Console.WriteLine($"| {name} | {mode} | {n} | {(shortest == longest ? $"{shortest}" : $"{shortest}-{longest}")} | {one * 1e3:F1} ({forwards[false]}) | {together * 1e3:F1} ({forwards[true]}) | {together / one:F2}x |");
                 }
         }

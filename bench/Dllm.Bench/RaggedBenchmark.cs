@@ -40,14 +40,7 @@ public static class RaggedBenchmark
             var prompts = new[] { Prompt(longPrompt) }.Concat(Enumerable.Range(0, shortRows).Select(_ => Prompt(shortPrompt))).ToList();
             foreach (var mode in new[] { "AR", "block B=32" })
             {
-                var times = new Dictionary<bool, List<double>> { [false] = [], [true] = [] };
-                for (var i = -1; i < repeats; i++)
-                    foreach (var ragged in new[] { false, true })
-                    {
-                        var perStep = StepTimes(model, mode, config.VocabSize - 1, prompts, ragged, steps);
-                        if (i >= 0) times[ragged].AddRange(perStep);
-                    }
-                double padded = Timing.Median(times[false]), grouped = Timing.Median(times[true]);
+                var (padded, grouped) = Timing.AlternatingMedians(repeats, ragged => StepTimes(model, mode, config.VocabSize - 1, prompts, ragged, steps));
                 Console.WriteLine($"| {name} | {mode} | {padded * 1e3:F2} | {grouped * 1e3:F2} | {grouped / padded:F2}x |");
             }
         }

@@ -25,6 +25,23 @@ public static class Timing
         return best;
     }
 
+    /// <summary>
+    /// A switch measured both ways, the two settings alternating run by run after one warm-up run of each (so a
+    /// drifting machine speed moves both alike): the medians of everything <paramref name="measure"/> returned with
+    /// the switch off and on.
+    /// </summary>
+    public static (double Off, double On) AlternatingMedians(int repeats, Func<bool, IEnumerable<double>> measure)
+    {
+        var times = new Dictionary<bool, List<double>> { [false] = [], [true] = [] };
+        for (var i = -1; i < repeats; i++)
+            foreach (var on in new[] { false, true })
+            {
+                var seconds = measure(on).ToList();
+                if (i >= 0) times[on].AddRange(seconds);
+            }
+        return (Median(times[false]), Median(times[true]));
+    }
+
     /// <summary>The median of measured values (the mean of the middle two for an even count).</summary>
     public static double Median(IEnumerable<double> values)
     {

@@ -128,12 +128,12 @@ public sealed class ArDecodeSession : DecodeSession
         using var scope = NewDisposeScope();
         var r = _rows.Count;
         var next = tensor(_rows.Select(x => (long)x.Generated[^1]).ToArray(), device: _device).unsqueeze(1);              // [R, 1]
-        var positions = tensor(_rows.Select(x => (long)(x.Prompt.Length + x.Generated.Count - 1)).ToArray(), device: _device).unsqueeze(1);
+        var positions = tensor(_rows.Select(x => (long)(x.Length - 1)).ToArray(), device: _device).unsqueeze(1);
         Replace(ref _valid, cat([_valid, ones(r, 1, dtype: ScalarType.Bool, device: _device)], 1));
         var mask = _valid.unsqueeze(1).unsqueeze(1);                                                                       // [R, 1, 1, S]
         // Rows are kept longest first, so rows of similar length are neighbours and attend in groups over their own
         // columns only: a short row beside a long one pays for at most RaggedSlack columns of padding.
-        _cache.RowGroups = !RaggedAttention ? null : KvCache.GroupsByLength(_rows.Select(x => (long)(x.Prompt.Length + x.Generated.Count)).ToArray(), _valid.shape[1], RaggedSlack);
+        _cache.RowGroups = !RaggedAttention ? null : KvCache.GroupsByLength(_rows.Select(x => (long)x.Length).ToArray(), _valid.shape[1], RaggedSlack);
         if (_cache.RowGroups is not null) DecodeProfile.Ragged(Profile);
         try
         {
@@ -156,7 +156,7 @@ public sealed class ArDecodeSession : DecodeSession
     /// </summary>
     private void SortLongestFirst()
     {
-        var order = Enumerable.Range(0, _rows.Count).OrderByDescending(i => _rows[i].Prompt.Length + _rows[i].Generated.Count).ToList();
+        var order = Enumerable.Range(0, _rows.Count).OrderByDescending(i => _rows[i].Length).ToList();
         Keep(order);
     }
 
@@ -204,7 +204,6 @@ public sealed class ArDecodeSession : DecodeSession
     /// alone. Each takes its columns of the batch's cache as its own cache, and its last logits. Fewer than two:
     /// nothing (the one-prompt path does it).
     /// </summary>
-
     private int PrefillTogether(IReadOnlyList<Joiner> joiners, int budget)
     {
         var take = new List<Joiner>();
@@ -276,7 +275,7 @@ public sealed class ArDecodeSession : DecodeSession
     /// </summary>
     private void Keep(List<int> keep)
     {
-        if (keep.Count == _rows.Count && keep.Select((row, i) => row == i).All(same => same)) return;
+        if (KeepsEveryRow(keep, _rows.Count)) return;
         _rows = keep.Select(i => _rows[i]).ToList();
         if (keep.Count == 0)
         {
@@ -322,5 +321,7 @@ public sealed class ArDecodeSession : DecodeSession
         public SamplingOptions Sampling { get; } = sampling;
         public Generator Generator { get; } = generator;
         public List<int> Generated { get; } = [];
+        /// <summary>Prompt and generated tokens: the keys the row has once its last token is fed.</summary>
+        public int Length => Prompt.Length + Generated.Count;
     }
 }

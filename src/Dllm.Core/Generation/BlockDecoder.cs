@@ -294,7 +294,7 @@ public sealed class BlockDecodeSession : DecodeSession
     /// <summary>Keeps the given rows, in the given order (rows leave, or are reordered for ragged attention).</summary>
     private void Keep(List<int> keep)
     {
-        if (keep.Count == _rows.Count && keep.Select((row, i) => row == i).All(same => same)) return;
+        if (KeepsEveryRow(keep, _rows.Count)) return;
         _forward.KeepRows(keep);
         _credit?.KeepRows(keep);
         _rows = keep.Select(i => _rows[i]).ToList();

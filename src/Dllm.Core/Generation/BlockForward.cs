@@ -87,7 +87,7 @@ internal abstract class BlockForward : IDisposable
     /// <summary>Keeps only the given rows, in order (finished or cancelled sequences leave; their cache rows are freed).</summary>
     public void KeepRows(IReadOnlyList<int> keep)
     {
-        if (keep.Count == Rows && keep.Select((r, i) => r == i).All(x => x)) return;
+        if (DecodeSession.KeepsEveryRow(keep, Rows)) return;
         var starts = keep.Select(i => WindowStart[i]).ToList();
         WindowStart.Clear();
         WindowStart.AddRange(starts);
@@ -265,7 +265,7 @@ internal sealed class CachedBlockForward : BlockForward
         for (var i = 0; i < first.Length; i++)
             if (first[i] == width && _pending[i] is null) first[i] = width + B;
         var order = Enumerable.Range(0, first.Length).OrderBy(i => first[i]).ToArray();
-        return order.Select((r, i) => r == i).All(same => same) ? null : order;
+        return DecodeSession.KeepsEveryRow(order, order.Length) ? null : order;
     }
 
     /// <summary>Per row, the first cache column holding one of its keys (the cache length when it has none yet).</summary>

@@ -57,7 +57,7 @@ public abstract class DecodeSession : IDisposable
 
     /// <summary>
     /// Rows of very different lengths attend in groups, each over its own key columns (KvCache.RowGroups), instead of
-    /// every row over the longest row's width (the default; AR decoding). Off: one attention call over every column,
+    /// every row over the longest row's width (the default; AR and cached block decoding). Off: one attention call over every column,
     /// the way to measure what it saves (bench ragged).
     /// </summary>
     public bool RaggedAttention { get; init; } = true;
@@ -175,6 +175,10 @@ public abstract class DecodeSession : IDisposable
         }
         return best;
     }
+
+    /// <summary>True when <paramref name="order"/> keeps every one of <paramref name="rows"/> rows where it is.</summary>
+    internal static bool KeepsEveryRow(IReadOnlyList<int> order, int rows) =>
+        order.Count == rows && order.Select((row, i) => row == i).All(same => same);
 
     /// <summary>
     /// Removes cancelled waiting sequences and reports cancelled rows (by their generated length): the subclass drops
