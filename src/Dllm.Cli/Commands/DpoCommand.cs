@@ -23,13 +23,14 @@ internal static class DpoCommand
         };
         var template = new Option<string?>("--template") { Description = $"Chat template ({string.Join(", ", ChatTemplate.Names)})" };
         var maxLength = new Option<int>("--max-length") { Description = "Longest sequence in tokens", DefaultValueFactory = _ => 512 };
+        var group = SharedOptions.GroupByLength();
         var train = new TrainingOptionsBinder(steps: 200, batchSize: 8, lrScale: 0.1);
         var command = new Command("dpo",
             "Preference optimisation (DPO) of a diffusion LM with the ELBO surrogate: log-likelihoods are replaced by " +
             "-NELBO estimated from shared masks, so the policy and the frozen reference are compared on the same draws. " +
             "--batch-size counts preference pairs.")
         {
-            model, reference, data, output, beta, samples, block, nllWeight, template, maxLength,
+            model, reference, data, output, beta, samples, block, nllWeight, template, maxLength, group,
         };
         foreach (var o in train.All) command.Options.Add(o);
         command.SetAction((p, cancel) =>
@@ -46,6 +47,7 @@ internal static class DpoCommand
                 Template = p.GetValue(template),
                 Settings = new DpoSettings(p.GetValue(beta), p.GetValue(samples), SharedOptions.ResolveTrainingBlockSize(p, block, p.GetValue(model)!), ChosenNllWeight: p.GetValue(nllWeight)),
                 MaxLength = p.GetValue(maxLength),
+                GroupByLength = p.GetValue(group),
                 Trainer = train.BindFor(p, p.GetValue(model)!),
                 Resume = p.GetValue(train.Resume),
             };

@@ -29,13 +29,14 @@ internal static class SftCommand
             DefaultValueFactory = _ => 1,
         };
         var maxLength = new Option<int>("--max-length") { Description = "Longest example in tokens (prompts are cut from the left)", DefaultValueFactory = _ => 512 };
+        var group = SharedOptions.GroupByLength();
         var train = new TrainingOptionsBinder(steps: 500, batchSize: 16);
         var command = new Command("sft",
             "Supervised fine-tuning of a diffusion LM: the prompt is never masked and carries no loss, response tokens " +
             "are masked at rates drawn from the band, each example trains with its mask and the complement, and " +
             "--cap-weight adds the confidence-aware (CAP) term that lets decoding unmask more tokens per step.")
         {
-            model, data, output, template, block, tMin, tMax, noComplement, cap, average, maxLength, labels,
+            model, data, output, template, block, tMin, tMax, noComplement, cap, average, maxLength, labels, group,
         };
         foreach (var o in train.All) command.Options.Add(o);
         command.SetAction((p, cancel) =>
@@ -51,6 +52,7 @@ internal static class SftCommand
                 Labels = p.GetValue(labels) is { } l ? Dllm.Config.LabelPositions.Parse(l) : null,
                 MaxLength = p.GetValue(maxLength),
                 AverageLast = p.GetValue(average),
+                GroupByLength = p.GetValue(group),
                 Trainer = train.BindFor(p, p.GetValue(model)!),
                 Resume = p.GetValue(train.Resume),
             };

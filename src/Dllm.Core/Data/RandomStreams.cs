@@ -5,4 +5,5 @@ internal static class RandomStreams
 {
     public const ulong Validation = 1;
     public const ulong EpochOrder = 2;
+    public const ulong BatchOrder = 3;
 }

@@ -18,6 +18,8 @@ public sealed record DpoOptions
     public string? Template { get; init; }
     public DpoSettings Settings { get; init; } = new();
     public int MaxLength { get; init; } = 512;
+    /// <summary>Batch pairs of similar length together so batches pad less (off by default, as for SFT: <see cref="SftOptions.GroupByLength"/>).</summary>
+    public bool GroupByLength { get; init; }
     public TrainerOptions Trainer { get; init; } = new();
     public bool Resume { get; init; }
 
@@ -48,7 +50,7 @@ public static class DpoJob
         var pairs = ConversationReader.ReadPreferences(o.Data).Select(encoder.Encode).ToList();
         observer.Message($"{pairs.Count:N0} preference pairs; beta {o.Settings.Beta}, {o.Settings.ElboSamples} ELBO draws per sequence, block {o.Settings.BlockSize}");
         var pad = policy.Tokenizer.EosId ?? encoder.EndOfTurnId;
-        var source = new PreferenceBatchSource(pairs, o.Trainer.BatchSize, o.Settings.BlockSize, pad, o.Trainer.Seed);
+        var source = new PreferenceBatchSource(pairs, o.Trainer.BatchSize, o.Settings.BlockSize, pad, o.Trainer.Seed, o.GroupByLength);
         JobSupport.WritePlan(run, new JsonObject
         {
             ["job"] = "dpo",
@@ -58,6 +60,7 @@ public static class DpoJob
             ["beta"] = o.Settings.Beta,
             ["elbo_samples"] = o.Settings.ElboSamples,
             ["block_size"] = o.Settings.BlockSize,
+            ["group_by_length"] = o.GroupByLength,
         }, o.Trainer);
         var trainer = new Trainer(policy.Model, policy.Tokenizer, new DpoObjective(reference.Model, o.Settings, maskId, policy.Labels), source, null, o.Trainer, run, observer,
             (_, c) => c with { Diffusion = new Config.DiffusionSettings(o.Settings.BlockSize, policy.Labels) });

@@ -5,10 +5,11 @@ using static TorchSharp.torch;
 
 namespace Dllm.FineTuning;
 
-/// <summary>DPO batches: rows alternate chosen, rejected for each pair, padded together like SFT rows.</summary>
-public sealed class PreferenceBatchSource(IReadOnlyList<PreferenceExample> pairs, int pairsPerBatch, int blockSize, int padId, long seed) : IBatchSource
+/// <summary>DPO batches: rows alternate chosen, rejected for each pair, padded together like SFT rows (grouped by a pair's longer row).</summary>
+public sealed class PreferenceBatchSource(IReadOnlyList<PreferenceExample> pairs, int pairsPerBatch, int blockSize, int padId, long seed, bool groupByLength = false) : IBatchSource
 {
-    private readonly ExampleOrder _order = new(pairs.Count, seed);
+    private readonly ExampleOrder _order = new(pairs.Count, seed,
+        groupByLength ? pairs.Select(p => p.Prompt.Length + Math.Max(p.Chosen.Length, p.Rejected.Length)).ToList() : null);
 
     public TokenBatch Next(Device device)
     {

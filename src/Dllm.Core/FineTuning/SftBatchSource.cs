@@ -9,10 +9,11 @@ namespace Dllm.FineTuning;
 /// SFT batches: each row is prompt + response, padded with EOS up to the batch's longest example
 /// rounded up to a multiple of the block size (METHOD.md §4: the padding EOS is learned, so the model
 /// can stop). Scored marks response and padding positions: only they are masked and carry loss.
+/// Grouped by length, a batch holds examples of similar length (<see cref="ExampleOrder"/>), so it pads less.
 /// </summary>
-public sealed class SftBatchSource(IReadOnlyList<SftExample> examples, int batchSize, int blockSize, int padId, long seed) : IBatchSource
+public sealed class SftBatchSource(IReadOnlyList<SftExample> examples, int batchSize, int blockSize, int padId, long seed, bool groupByLength = false) : IBatchSource
 {
-    private readonly ExampleOrder _order = new(examples.Count, seed);
+    private readonly ExampleOrder _order = new(examples.Count, seed, groupByLength ? examples.Select(e => e.Prompt.Length + e.Response.Length).ToList() : null);
 
     public TokenBatch Next(Device device)
     {

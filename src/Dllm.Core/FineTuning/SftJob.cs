@@ -25,6 +25,13 @@ public sealed record SftOptions
     /// evens out where the last few noisy steps left the weights (METHOD.md §3 merges checkpoints the same way).
     /// </summary>
     public int AverageLast { get; init; } = 1;
+    /// <summary>
+    /// Batch examples of similar length together so batches pad less (<see cref="ExampleOrder"/>). Off by default: on
+    /// the demo's tasks it trained on 0.73x the positions but learned slower (one seed: 92% at 2.9
+    /// tokens per forward against 100% at 8.8 with random batches), which suggests the long EOS padding of random
+    /// batches teaches the model to end an answer and fill the block behind it.
+    /// </summary>
+    public bool GroupByLength { get; init; }
     public TrainerOptions Trainer { get; init; } = new();
     public bool Resume { get; init; }
 
@@ -52,7 +59,7 @@ public static class SftJob
         observer.Message($"{examples.Count:N0} examples, {examples.Sum(e => e.Response.Length):N0} response tokens; block {o.Settings.BlockSize}, mask rates [{o.Settings.MinRate}, {o.Settings.MaxRate}]" +
                          (o.Settings.Complementary ? ", complementary masking" : "") + (o.Settings.CapWeight > 0 ? $", CAP weight {o.Settings.CapWeight}" : ""));
         var pad = loaded.Tokenizer.EosId ?? encoder.EndOfTurnId;
-        var source = new SftBatchSource(examples, o.Trainer.BatchSize, o.Settings.BlockSize, pad, o.Trainer.Seed);
+        var source = new SftBatchSource(examples, o.Trainer.BatchSize, o.Settings.BlockSize, pad, o.Trainer.Seed, o.GroupByLength);
         JobSupport.WritePlan(run, new JsonObject
         {
             ["job"] = o.Settings.CapWeight > 0 ? "sft+cap" : "sft",
@@ -62,6 +69,7 @@ public static class SftJob
             ["mask_rate_band"] = new JsonArray(o.Settings.MinRate, o.Settings.MaxRate),
             ["complementary"] = o.Settings.Complementary,
             ["cap_weight"] = o.Settings.CapWeight,
+            ["group_by_length"] = o.GroupByLength,
             ["labels"] = labels.Name(),
         }, o.Trainer);
         // Averaging needs its checkpoints: keep at least that many (0 keeps all anyway).

@@ -35,15 +35,18 @@ public class FineTuningCommandTests
         Assert.Contains("CAP weight 2", sft.Stdout);
         var config = JsonNode.Parse(File.ReadAllText(dir.File("sft/config.json")))!;
         Assert.NotNull(config["mask_token_id"]);
-        Assert.Equal("sft+cap", JsonNode.Parse(File.ReadAllText(dir.File("sft-run/train_config.json")))!["job"]!.GetValue<string>());
+        var sftPlan = JsonNode.Parse(File.ReadAllText(dir.File("sft-run/train_config.json")))!;
+        Assert.Equal("sft+cap", sftPlan["job"]!.GetValue<string>());
+        Assert.False(sftPlan["group_by_length"]!.GetValue<bool>());
 
         File.WriteAllLines(dir.File("pairs.jsonl"), File.ReadLines(train).Select(l =>
         {
             var o = JsonNode.Parse(l)!;
             return new JsonObject { ["prompt"] = o["prompt"]!.GetValue<string>(), ["chosen"] = o["answer"]!.GetValue<string>(), ["rejected"] = " 99" }.ToJsonString();
         }));
-        var dpo = CliRunner.InProcess("dpo", "--model", dir.File("sft"), "--data", dir.File("pairs.jsonl"), "--out", dir.File("dpo"), "--steps", "3", "--batch-size", "2", "--block-size", "4", "--elbo-samples", "2", "--chosen-nll-weight", "1");
+        var dpo = CliRunner.InProcess("dpo", "--model", dir.File("sft"), "--data", dir.File("pairs.jsonl"), "--out", dir.File("dpo"), "--steps", "3", "--batch-size", "2", "--block-size", "4", "--elbo-samples", "2", "--chosen-nll-weight", "1", "--group-by-length");
         Assert.True(dpo.ExitCode == 0, dpo.Stderr + dpo.Stdout);
+        Assert.True(JsonNode.Parse(File.ReadAllText(dir.File("dpo-run/train_config.json")))!["group_by_length"]!.GetValue<bool>());
         var metrics = File.ReadAllLines(dir.File("dpo-run/metrics.jsonl")).Select(l => JsonNode.Parse(l)!).ToList();
         Assert.Equal(3, metrics.Count);
         Assert.All(metrics, m => Assert.InRange(m["dpo_reward_accuracy"]!.GetValue<double>(), 0, 1));
