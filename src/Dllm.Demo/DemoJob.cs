@@ -10,7 +10,7 @@ using Dllm.Training;
 namespace Dllm.Demo;
 
 /// <summary>
-/// Sizes of the embedded demo. <see cref="Full"/> takes about 10 minutes on 2 cores (588 s measured on an AVX-512 host and 628-755 s on an AVX2 host with 800 fine-tuning steps, 618 s there once the clean stream stopped before the last block; fewer fine-tuning steps lose accuracy: 500 gave 88%; 1200 AR steps at init scale 0.1:
+/// Sizes of the embedded demo. <see cref="Full"/> takes about 10 minutes on 2 cores (553 s on an AVX2 host with SFT+CAP alone, where the previous build with plain SFT beside it took 729 s the same day; fewer fine-tuning steps lose accuracy: 500 gave 88%; 1200 AR steps at init scale 0.1:
 /// with the default seed the copy transition comes by step 1000; other seeds may need more) and <see cref="QuickRun"/>
 /// under two, on shorter lists with a smaller model;
 /// every figure is chosen from measurements (docs/benchmarks.md), and every one can be overridden for studies.
@@ -65,7 +65,13 @@ public sealed record DemoOptions
     /// 1.05 ms either way (docs/benchmarks.md).
     /// </summary>
     public int ScoringThreads { get; init; } = 1;
-    /// <summary>Plain SFT and SFT+CAP train at the same time, one core each (when the machine has two or more).</summary>
+    /// <summary>
+    /// Also fine-tune without CAP, from the same start and at the same budget, for the table's SFT row: what CAP adds
+    /// (about 1.5 more minutes of the full demo on 2 cores; bench/scripts/cap-evidence.sh measures it over seeds). Off,
+    /// SFT+CAP trains alone on every thread: the demo ran 618-729 s with it on an AVX2 host, over its 10 minutes.
+    /// </summary>
+    public bool PlainSft { get; init; }
+    /// <summary>With <see cref="PlainSft"/>, plain SFT and SFT+CAP train at the same time, one core each (when the machine has two or more).</summary>
     public bool ParallelFineTuning { get; init; } = true;
     /// <summary>Interleaved AR / SFT+CAP passes over the held-out tasks for the tokens/s comparison (medians).</summary>
     public int SpeedPasses { get; init; } = 3;
@@ -121,10 +127,10 @@ public sealed record DemoReport(
 
 /// <summary>
 /// The embedded default, end to end and offline: synthetic corpus -> BPE tokenizer -> AR pre-training ->
-/// conversion with the WSD block schedule -> SFT and SFT+CAP on the training tasks (same budget, same
-/// start) -> DPO from SFT+CAP on correct-vs-wrong answer pairs -> held-out perplexity, NELBO bound, and task
+/// conversion with the WSD block schedule -> SFT+CAP on the training tasks (with <see cref="DemoOptions.PlainSft"/>,
+/// plain SFT beside it from the same start at the same budget) -> DPO from SFT+CAP on correct-vs-wrong answer pairs -> held-out perplexity, NELBO bound, and task
 /// accuracy with tokens per forward for every stage, one prompt at a time (batch 1), and the AR parent against
-/// SFT+CAP in interleaved passes for tokens/s. Leaves DIR/data, DIR/tokenizer, DIR/{ar,dlm,sft,cap,dpo}.
+/// SFT+CAP in interleaved passes for tokens/s. Leaves DIR/data, DIR/tokenizer, DIR/{ar,dlm,cap,dpo} (and DIR/sft).
 /// </summary>
 public static class DemoJob
 {
@@ -189,17 +195,21 @@ public static class DemoJob
         }, observer, cancel));
         Lap("conversion");
 
-        Stage(4, "supervised fine-tuning on the training tasks: plain SFT and SFT+CAP from the same start");
+        Stage(4, o.PlainSft ? "supervised fine-tuning on the training tasks: plain SFT and SFT+CAP from the same start" : "supervised fine-tuning with CAP on the training tasks");
         var trainTasks = Path.Combine(data, SyntheticCorpus.TrainTasksFile);
         var fineTune = trainer with { Steps = o.SftSteps, PeakLearningRate = o.SftLearningRate };
         var averaged = o.SftAverageLast > 1
             ? fineTune with { CheckpointEvery = o.SftCheckpointEvery }   // SftJob keeps the checkpoints it averages
             : fineTune;
         var sftSettings = new SftSettings(o.BlockSize);
-        SideBySide(o.ParallelFineTuning, observer,
-            view => SftJob.Run(new SftOptions { Model = dlm, Data = trainTasks, Output = sft, Settings = sftSettings, Trainer = averaged, AverageLast = o.SftAverageLast }, view, cancel),
-            view => SftJob.Run(new SftOptions { Model = dlm, Data = trainTasks, Output = cap, Settings = sftSettings with { CapWeight = o.CapWeight }, Trainer = averaged, AverageLast = o.SftAverageLast }, view, cancel));
-        Lap("SFT + CAP");
+        JobResult WithCap(ITrainingObserver view) =>
+            SftJob.Run(new SftOptions { Model = dlm, Data = trainTasks, Output = cap, Settings = sftSettings with { CapWeight = o.CapWeight }, Trainer = averaged, AverageLast = o.SftAverageLast }, view, cancel);
+        if (o.PlainSft)
+            SideBySide(o.ParallelFineTuning, observer,
+                view => SftJob.Run(new SftOptions { Model = dlm, Data = trainTasks, Output = sft, Settings = sftSettings, Trainer = averaged, AverageLast = o.SftAverageLast }, view, cancel),
+                WithCap);
+        else Finish(WithCap(observer));
+        Lap(o.PlainSft ? "SFT + CAP" : "SFT+CAP");
 
         Stage(5, "DPO from SFT+CAP on correct-vs-wrong answer pairs");
         var pairsFile = Path.Combine(data, "preferences_train.jsonl");
@@ -237,7 +247,8 @@ public static class DemoJob
         var block = new BlockDecodeOptions(o.BlockSize, o.Threshold);
         var diffusion = request with { Mode = DecodeMode.Diffusion, Block = block };
         var stages = new List<(string, TaskReport)>();
-        foreach (var (name, path) in new[] { ("dLLM (converted)", dlm), ("SFT", sft), ("DPO (from SFT+CAP)", dpo) })
+        var others = o.PlainSft ? new[] { ("dLLM (converted)", dlm), ("SFT", sft), ("DPO (from SFT+CAP)", dpo) } : [("dLLM (converted)", dlm), ("DPO (from SFT+CAP)", dpo)];
+        foreach (var (name, path) in others)
         {
             using var m = LoadedModel.Load(path);
             stages.Add((name, TaskEvaluator.Evaluate(m, tasks, diffusion, batchSize: 1, cancel: cancel)));
@@ -246,7 +257,7 @@ public static class DemoJob
         using var capModel = LoadedModel.Load(cap);
         var speed = TaskEvaluator.Compare(capModel, arModel, tasks, diffusion, batchSize: 1, passes: o.SpeedPasses, cancel: cancel);
         stages.Insert(0, ("AR (pre-trained)", speed.Ar));
-        stages.Insert(3, ("SFT+CAP", speed.Diffusion));
+        stages.Insert(stages.Count - 1, ("SFT+CAP", speed.Diffusion));   // before DPO, which starts from it
         var story = new GenerationRequest { Prompt = "Once upon a time", Options = new DecodeOptions { MaxNewTokens = 48 } };
         var arSample = TextGeneration.Generate(arModel, story with { Mode = DecodeMode.Ar }).Text;
         var dlmSample = TextGeneration.Generate(dlmModel, story with { Mode = DecodeMode.Diffusion, Block = block }).Text;

@@ -28,6 +28,7 @@ public sealed class Trainer
     private readonly ITrainingObserver _observer;
     private readonly string _metricsPath;
     private readonly Func<long, ModelConfig, ModelConfig>? _checkpointConfig;
+    private Replicas? _replicas;
 
     /// <param name="checkpointConfig">The config a checkpoint records after a given number of steps, from the model's
     /// (a conversion's checkpoint is a dLLM with the labels and the block it was last trained at, though the model it
@@ -71,6 +72,7 @@ public sealed class Trainer
 
         _observer.Started(start, _o.Steps, _objective.Name);
         _model.train();
+        using var replicas = _replicas = _o.Replicas > 1 ? new Replicas(_model, _o.Replicas) : null;
         var clock = Stopwatch.StartNew();
         var stopAt = _o.StopAfter is { } n ? Math.Min(_o.Steps, start + n) : _o.Steps;
         // The step the newest checkpoint holds (or the start): an interruption right after a save, or before this
@@ -142,41 +144,68 @@ public sealed class Trainer
     /// Forward and backward over the step's micro-batches, gradients accumulated. The losses, token counts, extras and
     /// the gradient norm stay on the device until the end, then come to the host in one transfer: a GPU step waits for
     /// its queue once, not twice per micro-batch. Every number is what a read per micro-batch gives (float32 and
-    /// integer counts are exact in float64, and the sums run in the same order).
+    /// integer counts are exact in float64, and the sums run in the same order). With replicas, each round of
+    /// micro-batches runs at once, one per replica, and the replicas' gradients are added to the model's in replica order.
     /// </summary>
     private (double Loss, long Tokens, Dictionary<string, double> Extra, float GradNorm) ComputeGradients(long step, double noise, AdamW optimizer)
     {
         using var stepScope = NewDisposeScope();
-        var losses = new List<Tensor>();
-        var counts = new List<Tensor>();
-        var extras = new List<(string Name, Tensor Value)>();
-        for (var micro = 0; micro < _o.GradientAccumulation; micro++)
+        var results = new List<MicroResult>();
+        try
         {
-            using var scope = NewDisposeScope();
-            using var batch = _data.Next(_model.Placement.Device);
-            using var generator = new Generator(SeededRandom.StepSeed(_o.Seed, step, micro));
-            var result = _objective.Compute(_model, batch, new ObjectiveContext(step, generator, noise));
-            (result.Loss / _o.GradientAccumulation).backward();
-            losses.Add(result.Loss.detach().reshape(1).MoveToOuterDisposeScope());
-            counts.Add(result.Tokens.reshape(1).MoveToOuterDisposeScope());
-            foreach (var (name, value) in result.Extra ?? new Dictionary<string, Tensor>())
-                extras.Add((name, value.detach().reshape(1).MoveToOuterDisposeScope()));
+            for (var first = 0; first < _o.GradientAccumulation; first += _o.Replicas)
+            {
+                // Batches are drawn here, in micro-batch order, so the data a step sees does not depend on the replica count.
+                var batches = Enumerable.Range(0, _o.Replicas).Select(_ => _data.Next(_model.Placement.Device)).ToList();
+                try
+                {
+                    if (_o.Replicas == 1) results.Add(Micro(_model, batches[0], step, first, noise));
+                    else results.AddRange(_replicas!.InParallel((model, r) => Micro(model, batches[r], step, first + r, noise)));
+                }
+                finally { foreach (var b in batches) b.Dispose(); }
+                _replicas?.AddGradientsTo(_model);
+            }
+            var norm = optimizer.GradientNorm() ?? zeros(1, device: _model.Placement.Device);
+            var parts = results.Select(r => r.Loss).Concat(results.Select(r => r.Tokens)).Concat(results.SelectMany(r => r.Extras.Select(e => e.Value)))
+                .Append(norm.reshape(1)).Select(t => t.to_type(ScalarType.Float64));
+            var host = cat(parts.ToArray()).cpu().data<double>().ToArray();
+            var n = _o.GradientAccumulation;
+            double lossSum = 0;
+            long tokens = 0;
+            for (var i = 0; i < n; i++)
+            {
+                lossSum += host[i];
+                tokens += (long)host[n + i];
+            }
+            var extra = new Dictionary<string, double>();
+            var at = 2 * n;
+            foreach (var (name, _) in results.SelectMany(r => r.Extras))
+                extra[name] = extra.GetValueOrDefault(name) + host[at++] / n;
+            return (lossSum / n, tokens, extra, (float)host[^1]);
         }
-        var norm = optimizer.GradientNorm() ?? zeros(1, device: _model.Placement.Device);
-        var parts = losses.Concat(counts).Concat(extras.Select(e => e.Value)).Append(norm.reshape(1)).Select(t => t.to_type(ScalarType.Float64));
-        var host = cat(parts.ToArray()).cpu().data<double>().ToArray();
-        var n = _o.GradientAccumulation;
-        double lossSum = 0;
-        long tokens = 0;
-        for (var i = 0; i < n; i++)
+        finally { foreach (var r in results) r.Dispose(); }
+    }
+
+    /// <summary>One micro-batch's forward and backward on <paramref name="model"/>; what it returns belongs to no dispose scope.</summary>
+    private MicroResult Micro(CausalLM model, Data.TokenBatch batch, long step, int micro, double noise)
+    {
+        using var scope = NewDisposeScope();
+        using var generator = new Generator(SeededRandom.StepSeed(_o.Seed, step, micro));
+        var result = _objective.Compute(model, batch, new ObjectiveContext(step, generator, noise));
+        (result.Loss / _o.GradientAccumulation).backward();
+        return new MicroResult(result.Loss.detach().reshape(1).DetachFromDisposeScope(), result.Tokens.reshape(1).DetachFromDisposeScope(),
+            (result.Extra ?? new Dictionary<string, Tensor>()).Select(e => (e.Key, e.Value.detach().reshape(1).DetachFromDisposeScope())).ToList());
+    }
+
+    /// <summary>A micro-batch's loss, token count and extras, each [1], owned by whoever holds this.</summary>
+    private sealed record MicroResult(Tensor Loss, Tensor Tokens, List<(string Name, Tensor Value)> Extras) : IDisposable
+    {
+        public void Dispose()
         {
-            lossSum += host[i];
-            tokens += (long)host[n + i];
+            Loss.Dispose();
+            Tokens.Dispose();
+            foreach (var (_, value) in Extras) value.Dispose();
         }
-        var extra = new Dictionary<string, double>();
-        for (var i = 0; i < extras.Count; i++)
-            extra[extras[i].Name] = extra.GetValueOrDefault(extras[i].Name) + host[2 * n + i] / n;
-        return (lossSum / n, tokens, extra, (float)host[^1]);
     }
 
     /// <summary>The weights to save: fp32 masters where the model computes in lower precision.</summary>

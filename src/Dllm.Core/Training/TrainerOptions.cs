@@ -6,6 +6,8 @@ public sealed record TrainerOptions
     public long Steps { get; init; } = 200;
     public int BatchSize { get; init; } = 8;
     public int GradientAccumulation { get; init; } = 1;
+    /// <summary>Micro-batches run at once on CPU threads, each on its own copy of the model (<see cref="Replicas"/>); divides <see cref="GradientAccumulation"/>.</summary>
+    public int Replicas { get; init; } = 1;
     public LearningRateSchedule? LearningRate { get; init; }
     public double PeakLearningRate { get; init; } = 3e-4;
     public AdamWOptions AdamW { get; init; } = new();
@@ -36,6 +38,11 @@ public sealed record TrainerOptions
         if (Steps <= 0) throw new DllmException($"--steps must be positive, got {Steps}");
         if (BatchSize <= 0) throw new DllmException($"--batch-size must be positive, got {BatchSize}");
         if (GradientAccumulation <= 0) throw new DllmException($"--grad-accum must be positive, got {GradientAccumulation}");
+        if (Replicas is < 1 or > 256) throw new DllmException($"--replicas must be between 1 and 256, got {Replicas}");
+        if (GradientAccumulation % Replicas != 0)
+            throw new DllmException($"--grad-accum {GradientAccumulation} is not a multiple of --replicas {Replicas}: each round runs one micro-batch per replica");
+        if (Replicas > 1 && !Device.StartsWith("cpu", StringComparison.Ordinal))
+            throw new DllmException($"--replicas runs micro-batches on CPU threads, not on {Device}: use one replica there (--grad-accum still works)");
         if (!(PeakLearningRate > 0 && double.IsFinite(PeakLearningRate))) throw new DllmException($"--lr must be a positive number, got {PeakLearningRate}");
         if (!(ClipNorm >= 0 && double.IsFinite(ClipNorm))) throw new DllmException($"--clip must be 0 (off) or a positive number, got {ClipNorm}");
         if (!(AdamW.WeightDecay >= 0 && double.IsFinite(AdamW.WeightDecay))) throw new DllmException($"--weight-decay must be 0 or a positive number, got {AdamW.WeightDecay}");
