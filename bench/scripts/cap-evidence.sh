@@ -3,13 +3,13 @@
 # task accuracy (overall and per kind) and tokens per forward on the demo's held-out tasks, greedy, one prompt
 # at a time, at the demo's block size. Each run writes the mean of its last 5 checkpoints, 25 steps apart, as the demo does.
 # Usage: bench/scripts/cap-evidence.sh [DEMO_DIR] [STEPS] [SEEDS...]   (run ./dllm demo first; defaults: demo, the
-#        demo's SFT steps, 1 2 3 4 5). Learning rate, batch and block are the demo's (read from DEMO_DIR/sft-run);
+#        demo's SFT steps, 1 2 3 4 5). Learning rate, batch and block are the demo's (read from DEMO_DIR/cap-run);
 #        THRESHOLDS (default 0.95, the demo's and LLaDA2.0's) and BLOCKS (default: the trained block) set the
 #        decoding grid: every model is decoded at each threshold x block (models already trained are only decoded).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 demo="${1:-$root/demo}"
-plan="$demo/sft-run/train_config.json"
+plan="$demo/cap-run/train_config.json"   # SFT+CAP is trained in every demo; plain SFT only with --plain-sft
 [ -f "$plan" ] || { echo "no $plan: run ./dllm demo --out $demo first" >&2; exit 1; }
 read -r demo_steps lr batch block <<< "$(python3 -c "import json; p=json.load(open('$plan')); t=p['trainer']; print(t['Steps'], t['PeakLearningRate'], t['BatchSize'], p['block_size'])")"
 steps="${2:-$demo_steps}"; shift $(( $# > 2 ? 2 : $# )) || true

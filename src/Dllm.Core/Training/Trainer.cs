@@ -28,7 +28,6 @@ public sealed class Trainer
     private readonly ITrainingObserver _observer;
     private readonly string _metricsPath;
     private readonly Func<long, ModelConfig, ModelConfig>? _checkpointConfig;
-    private Replicas? _replicas;
 
     /// <param name="checkpointConfig">The config a checkpoint records after a given number of steps, from the model's
     /// (a conversion's checkpoint is a dLLM with the labels and the block it was last trained at, though the model it
@@ -72,7 +71,7 @@ public sealed class Trainer
 
         _observer.Started(start, _o.Steps, _objective.Name);
         _model.train();
-        using var replicas = _replicas = _o.Replicas > 1 ? new Replicas(_model, _o.Replicas) : null;
+        using var replicas = _o.Replicas > 1 ? new Replicas(_model, _o.Replicas) : null;
         var clock = Stopwatch.StartNew();
         var stopAt = _o.StopAfter is { } n ? Math.Min(_o.Steps, start + n) : _o.Steps;
         // The step the newest checkpoint holds (or the start): an interruption right after a save, or before this
@@ -88,7 +87,7 @@ public sealed class Trainer
             var stepClock = Stopwatch.StartNew();
             var noise = EmbeddingNoise.Sigma(_o.EmbeddingNoise, step, _o.EmbeddingNoiseSteps);
             optimizer.ZeroGrad();
-            var (loss, tokens, extra, norm) = ComputeGradients(step, noise, optimizer);
+            var (loss, tokens, extra, norm) = ComputeGradients(step, noise, optimizer, replicas);
             var gradNorm = double.NaN;
             // A new block size is a new objective, whose loss level the old median says nothing about: conversion's
             // first steps past block 1 have 4-6x the AR loss, and the guard skipped 20-50 of them in a row.
@@ -147,7 +146,7 @@ public sealed class Trainer
     /// integer counts are exact in float64, and the sums run in the same order). With replicas, each round of
     /// micro-batches runs at once, one per replica, and the replicas' gradients are added to the model's in replica order.
     /// </summary>
-    private (double Loss, long Tokens, Dictionary<string, double> Extra, float GradNorm) ComputeGradients(long step, double noise, AdamW optimizer)
+    private (double Loss, long Tokens, Dictionary<string, double> Extra, float GradNorm) ComputeGradients(long step, double noise, AdamW optimizer, Replicas? replicas)
     {
         using var stepScope = NewDisposeScope();
         var results = new List<MicroResult>();
@@ -160,10 +159,10 @@ public sealed class Trainer
                 try
                 {
                     if (_o.Replicas == 1) results.Add(Micro(_model, batches[0], step, first, noise));
-                    else results.AddRange(_replicas!.InParallel((model, r) => Micro(model, batches[r], step, first + r, noise)));
+                    else results.AddRange(replicas!.InParallel((model, r) => Micro(model, batches[r], step, first + r, noise)));
                 }
                 finally { foreach (var b in batches) b.Dispose(); }
-                _replicas?.AddGradientsTo(_model);
+                replicas?.AddGradientsTo(_model);
             }
             var norm = optimizer.GradientNorm() ?? zeros(1, device: _model.Placement.Device);
             var parts = results.Select(r => r.Loss).Concat(results.Select(r => r.Tokens)).Concat(results.SelectMany(r => r.Extras.Select(e => e.Value)))

@@ -8,7 +8,7 @@ namespace Dllm.Tests.Demo;
 
 public class SideBySideTests
 {
-    // The demo trains plain SFT and SFT+CAP at the same time on two threads. Nothing may leak between the
+    // With --plain-sft the demo trains plain SFT and SFT+CAP at the same time on two threads. Nothing may leak between the
     // jobs (dispose scopes, grad mode, generators, files): each must end bit-identical to the same job run
     // alone at one intra-op thread, and the process's thread count must come back.
     [Fact]
