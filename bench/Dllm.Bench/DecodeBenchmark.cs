@@ -112,6 +112,6 @@ public static class DecodeBenchmark
         Console.WriteLine("| decoding | tokens / forward | tokens / s | accuracy | decoder overhead | forwards | tokens | most tokens / forward these outputs allow |");
         Console.WriteLine("|---|---|---|---|---|---|---|---|");
         foreach (var r in rows)
-            Console.WriteLine($"| {r.Setting} | {r.Tpf:F2} | {r.TokensPerSecond:F0} | {r.Accuracy:P1} | {r.Overhead:P0} | {r.Forwards} | {r.Tokens} | {(r.Block > 0 ? $"{r.Ceiling:F2}" : "1.00")} |");
+            Console.WriteLine($"| {r.Setting} | {r.Tpf:F2} | {r.TokensPerSecond:F0} | {r.Accuracy:P1} | {r.Overhead:P1} | {r.Forwards} | {r.Tokens} | {(r.Block > 0 ? $"{r.Ceiling:F2}" : "1.00")} |");
     }
 }

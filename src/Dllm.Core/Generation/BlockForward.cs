@@ -260,6 +260,7 @@ internal sealed class CachedBlockForward : BlockForward
         // Ordered by where each row's keys will begin once the block's first forward commits the pending blocks: a row
         // with no keys yet gets them there if it has a pending block, later if not. Ordering by the keys before the
         // commit would tie those rows and leave them out of order after it.
+        if (Rows < 2) return null;   // one row is always in order (and reading its key columns costs a host sync)
         var first = FirstKeyColumns();
         var width = _keyValid.shape[1];
         for (var i = 0; i < first.Length; i++)
@@ -283,11 +284,15 @@ internal sealed class CachedBlockForward : BlockForward
     {
         if (_groupsStale)
         {
-            var first = FirstKeyColumns();
-            var width = _keyValid.shape[1];
             // Rows are sorted at every block start; should they ever not be, there are no groups: one call over every
-            // column is exact either way.
-            _groups = Ragged ? KvCache.GroupsByLength(first.Select(c => width - c).ToArray(), width, B) : null;
+            // column is exact either way. One row is one group, so it needs no host read of its key columns.
+            _groups = null;
+            if (Ragged && Rows > 1)
+            {
+                var first = FirstKeyColumns();
+                var width = _keyValid.shape[1];
+                _groups = KvCache.GroupsByLength(first.Select(c => width - c).ToArray(), width, B);
+            }
             _groupsStale = false;
         }
         if (_groups is null) return DecodeProfile.Forward(Profile, forward);
