@@ -67,8 +67,9 @@ public sealed record DemoOptions
     public int ScoringThreads { get; init; } = 1;
     /// <summary>
     /// Also fine-tune without CAP, from the same start and at the same budget, for the table's SFT row: what CAP adds
-    /// (about 1.5 more minutes of the full demo on 2 cores; bench/scripts/cap-evidence.sh measures it over seeds). Off,
-    /// SFT+CAP trains alone on every thread: the demo ran 618-729 s with it on an AVX2 host, over its 10 minutes.
+    /// (bench/scripts/cap-evidence.sh measures it over seeds). Off, SFT+CAP trains alone on every thread: on an AVX2
+    /// host the full demo took 553 s so, and 729 s the same day with plain SFT beside it (SFT+CAP 176 s alone, 315 s
+    /// side by side), over its 10 minutes.
     /// </summary>
     public bool PlainSft { get; init; }
     /// <summary>With <see cref="PlainSft"/>, plain SFT and SFT+CAP train at the same time, one core each (when the machine has two or more).</summary>

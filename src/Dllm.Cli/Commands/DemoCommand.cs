@@ -14,7 +14,7 @@ internal static class DemoCommand
         var plainSft = new Option<bool>("--plain-sft")
         {
             Description = "Also fine-tune without CAP, side by side with SFT+CAP from the same start and budget, and add its row to the " +
-                          "table: what CAP adds to tokens per forward (about 1.5 more minutes for the full demo on 2 cores)",
+                          "table: what CAP adds to tokens per forward (about 2 more minutes for the full demo on 2 cores)",
         };
         var seed = new Option<long>("--seed") { Description = "Seed of the corpus, initialisation, data order and masks", DefaultValueFactory = _ => 1234 };
         var command = new Command("demo",

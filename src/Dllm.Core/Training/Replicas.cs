@@ -7,9 +7,10 @@ namespace Dllm.Training;
 /// <summary>
 /// Data parallelism inside one process, for CPUs: copies of the model that share its weights (the same storage, so
 /// every optimizer step reaches them at once) but keep their own gradients, so that several micro-batches run
-/// forward and backward at the same time, one per CPU thread (or group of threads). A small model keeps one core
-/// busy but not two: the demo's AR step (0.9 M parameters, 16 x 128 tokens) took 210 ms on two threads and 190 ms as
-/// two micro-batches of 8 on one thread each. The gradients are added to the model's in replica order, so a run is
+/// forward and backward at the same time, one per CPU thread (or group of threads), for models too small to keep
+/// several threads busy in one operation. On 2 cores it gains little: the demo's SFT+CAP step took 0.9x the time of
+/// one model on two threads, its AR step the same time (docs/benchmarks.md); hosts with many cores stand to gain
+/// more, since threads per operation scale worse there. The gradients are added to the model's in replica order, so a run is
 /// deterministic, and equal to the same micro-batches run one after another up to the order of float additions.
 /// </summary>
 internal sealed class Replicas : IDisposable
