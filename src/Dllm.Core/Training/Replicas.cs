@@ -49,8 +49,6 @@ internal sealed class Replicas : IDisposable
         _threadsEach = Math.Max(1, get_num_threads() / count);
     }
 
-    public int Count => _copies.Length + 1;
-
     /// <summary>
     /// Runs <paramref name="work"/>(replica, r) for every replica at once, replica 0 (the model) on this thread, with the
     /// intra-op threads split between them; returns the results in replica order once all have finished.
@@ -85,10 +83,9 @@ internal sealed class Replicas : IDisposable
         finally { set_num_threads(before); }
     }
 
-    /// <summary>Adds every replica's gradients to the model's, replica by replica, and zeroes the replicas'.</summary>
-    public void AddGradientsTo(CausalLM model)
+    /// <summary>Adds every replica's gradients to the shared model's, replica by replica, and zeroes the replicas'.</summary>
+    public void AddGradientsToModel()
     {
-        if (!ReferenceEquals(model, _model)) throw new ArgumentException("not the model these replicas share", nameof(model));
         using var scope = NewDisposeScope();   // each .grad read is a new handle
         using var noGrad = no_grad();
         foreach (var theirs in _theirs)

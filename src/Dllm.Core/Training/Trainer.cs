@@ -162,7 +162,7 @@ public sealed class Trainer
                     else results.AddRange(replicas!.InParallel((model, r) => Micro(model, batches[r], step, first + r, noise)));
                 }
                 finally { foreach (var b in batches) b.Dispose(); }
-                replicas?.AddGradientsTo(_model);
+                replicas?.AddGradientsToModel();
             }
             var norm = optimizer.GradientNorm() ?? zeros(1, device: _model.Placement.Device);
             var parts = results.Select(r => r.Loss).Concat(results.Select(r => r.Tokens)).Concat(results.SelectMany(r => r.Extras.Select(e => e.Value)))
