@@ -77,8 +77,10 @@ public class BackpressureTests(ServingFixture fixture)
 
         gate.Set();
         Assert.Equal(200, (await first).Status);
+        // The response can reach the client before the scheduler reports the batch it finished.
+        await Wire.WaitUntilAsync(() => { lock (sizes) return sizes.Count > 0; }, "the batch is reported");
         Assert.Equal(1, server.Scheduler.Stats.Batches);
-        Assert.Equal([1], sizes);
+        lock (sizes) Assert.Equal([1], sizes);
     }
 
     [Fact]
