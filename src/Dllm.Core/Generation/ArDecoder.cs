@@ -160,6 +160,8 @@ public sealed class ArDecodeSession : DecodeSession
         Keep(order);
     }
 
+    public override long KvCacheBytes => _cache.AllocatedBytes + PrefillStates.OfType<PromptPrefill>().Sum(p => p.Side.AllocatedBytes);
+
     /// <summary>The joiner's prompt on its way in (started on first sight: the prefix cache may already hold some of it).</summary>
     private PromptPrefill Pending(Joiner j) => Prefilling(j, joiner =>
     {

@@ -202,6 +202,8 @@ public sealed class BlockDecodeSession : DecodeSession
 
     public override int Running => _rows.Count;
 
+    public override long KvCacheBytes => _forward.KvCacheBytes + PrefillStates.OfType<PendingJoin>().Sum(p => p.Side?.AllocatedBytes ?? 0);
+
     /// <summary>The context positions blocks can fill: blocks sit at absolute multiples of B, and the last must end inside the context.</summary>
     public static int UsableContext(int context, int b) => context / b * b;
 

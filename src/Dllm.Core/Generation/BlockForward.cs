@@ -38,6 +38,9 @@ internal abstract class BlockForward : IDisposable
 
     public int Rows => WindowStart.Count;
 
+    /// <summary>Bytes the rows' key/value cache holds (0 without a cache).</summary>
+    public virtual long KvCacheBytes => 0;
+
     /// <summary>
     /// A sequence on its way in: <paramref name="fullBlocks"/> is its prompt's whole blocks (a multiple of B tokens,
     /// maybe none); the rest of the prompt is the fixed head of its first window. Nothing is computed yet, except
@@ -172,6 +175,8 @@ internal sealed class CachedBlockForward : BlockForward
         _cache = new KvCache(model.Config.NumLayers);
         _keyValid = zeros(0, 0, dtype: ScalarType.Bool, device: Device).DetachFromDisposeScope();
     }
+
+    public override long KvCacheBytes => _cache.AllocatedBytes;
 
     public override PendingJoin StartJoin(int[] tokens)
     {

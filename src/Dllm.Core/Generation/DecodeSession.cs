@@ -69,6 +69,15 @@ public abstract class DecodeSession : IDisposable
     /// <summary>Sequences in the batch now.</summary>
     public abstract int Running { get; }
 
+    /// <summary>
+    /// Bytes the batch's key/value caches hold now, spare capacity included: the running rows' cache and the caches
+    /// of prompts being prefilled beside it (0 for decoding without a cache).
+    /// </summary>
+    public abstract long KvCacheBytes { get; }
+
+    /// <summary>The prefill states of waiting prompts whose prefill has started.</summary>
+    protected IEnumerable<IDisposable> PrefillStates => _prefilling.Values;
+
     /// <summary>Sequences added that have not joined yet.</summary>
     public int Waiting => _waiting.Count;
 

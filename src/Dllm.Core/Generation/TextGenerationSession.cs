@@ -43,6 +43,7 @@ public sealed class TextGenerationSession : IGenerationSession
     public int Count => _decoder.Count;
 
     public int Forwards => _decoder.Forwards;
+    public long KvCacheBytes => _decoder.KvCacheBytes;
 
     /// <inheritdoc/>
     /// <remarks>Its token limit is capped at what the context leaves after its prompt.</remarks>
@@ -111,6 +112,9 @@ public interface IGenerationSession : IDisposable
 
     /// <summary>Decoding forwards so far.</summary>
     int Forwards { get; }
+
+    /// <summary>Bytes the session's key/value caches hold now (see <see cref="DecodeSession.KvCacheBytes"/>).</summary>
+    long KvCacheBytes { get; }
 
     /// <summary>
     /// Tokenises the request and queues it to join; returns its sequence id (its events carry it). Throws

@@ -200,35 +200,39 @@ public static class AttentionKernel
     public static Tensor Attend(Tensor q, Tensor k, Tensor v, LayerContext ctx, int layer)
     {
         using var scope = NewDisposeScope();
-        if (ctx.Cache is { } cache) (k, v) = cache.Extend(layer, k, v);
         long b = q.shape[0], h = q.shape[1], t = q.shape[2], d = q.shape[3];
         var hkv = k.shape[1];
         var folded = q.reshape(b, hkv, h / hkv * t, d);                 // [B, H_kv, rep*T, D]
-        var o = ctx.Cache?.RowGroups is { Count: > 1 } groups
-            ? Ragged(folded, k, v, ctx.FoldedMask, groups)
-            : nn.functional.scaled_dot_product_attention(folded, k, v, ctx.FoldedMask, 0.0, false);
+        Tensor o;
+        if (ctx.Cache is null) o = nn.functional.scaled_dot_product_attention(folded, k, v, ctx.FoldedMask, 0.0, false);
+        else
+        {
+            var parts = ctx.Cache.Extend(layer, k, v);
+            o = parts is [var whole] && whole.Rows.FirstColumn == 0
+                ? nn.functional.scaled_dot_product_attention(folded, whole.Keys, whole.Values, ctx.FoldedMask, 0.0, false)
+                : Ragged(folded, parts, ctx.FoldedMask);
+        }
         var result = o.reshape(b, h, t, d).transpose(1, 2).reshape(b, t, h * d);   // [B, T, H*D]
         return result.MoveToOuterDisposeScope();
     }
 
     /// <summary>
-    /// One attention call per row group, each over the key columns from the group's first on: the columns left out
-    /// are masked for those rows anyway, so the result is the full call's (up to summation order) without their cost.
+    /// One attention call per cache segment (see <see cref="KvCache.RowGroups"/>), each over its rows' key columns from
+    /// the segment's first on: the columns left out are masked for those rows anyway, so the result is the one call's
+    /// over every column (up to summation order) without their cost.
     /// </summary>
-    private static Tensor Ragged(Tensor folded, Tensor k, Tensor v, Tensor mask, IReadOnlyList<RowGroup> groups)
+    private static Tensor Ragged(Tensor folded, IReadOnlyList<(RowGroup Rows, Tensor Keys, Tensor Values)> parts, Tensor mask)
     {
-        var s = k.shape[2];
-        var parts = new Tensor[groups.Count];
-        for (var i = 0; i < groups.Count; i++)
+        var s = mask.shape[^1];
+        var outputs = new Tensor[parts.Count];
+        for (var i = 0; i < parts.Count; i++)
         {
-            var (start, count, first) = groups[i];
-            if (first < 0 || first >= s) throw new ArgumentOutOfRangeException(nameof(groups), first, $"a row group's first key column must lie in [0, {s})");
+            var ((start, count, first), k, v) = parts[i];
+            if (k.shape[2] != s - first) throw new ArgumentException($"a segment from column {first} holds {k.shape[2]} of the mask's {s} columns", nameof(parts));
             var m = mask.shape[0] == 1 ? mask : mask.narrow(0, start, count);
-            parts[i] = nn.functional.scaled_dot_product_attention(folded.narrow(0, start, count),
-                k.narrow(0, start, count).narrow(2, first, s - first), v.narrow(0, start, count).narrow(2, first, s - first),
-                m.narrow(-1, first, s - first), 0.0, false);
+            var q = parts.Count == 1 ? folded : folded.narrow(0, start, count);
+            outputs[i] = nn.functional.scaled_dot_product_attention(q, k, v, m.narrow(-1, first, s - first), 0.0, false);
         }
-        if (groups.Sum(g => g.Count) != folded.shape[0]) throw new ArgumentException("the row groups must cover every row", nameof(groups));
-        return cat(parts, 0);
+        return outputs.Length == 1 ? outputs[0] : cat(outputs, 0);
     }
 }

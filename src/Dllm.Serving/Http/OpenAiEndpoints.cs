@@ -87,6 +87,8 @@ internal sealed class OpenAiEndpoints(ServedModel served, GenerationScheduler sc
             ["forwards"] = s.Forwards,
             ["mean_batch_size"] = Math.Round(s.MeanBatchSize, 3),
             ["mean_batch_size_last_minute"] = Math.Round(s.MeanBatchSizeLastMinute, 3),
+            ["kv_cache_bytes"] = s.KvCacheBytes,
+            ["largest_kv_cache_bytes"] = s.LargestKvCacheBytes,
             ["prefix_cache"] = new JsonObject
             {
                 ["capacity_tokens"] = scheduler.Options.PrefixCacheTokens,

@@ -32,6 +32,7 @@ public sealed class GenerationScheduler : IAsyncDisposable, IDisposable
     private int _running;
     private long _batches, _completed, _cancelled, _failed, _rejected;
     private int _largestBatch;
+    private long _kvCacheBytes, _largestKvCacheBytes;   // after the running batch's last step; the most ever
 
     public GenerationScheduler(LoadedModel model, SchedulerOptions? options = null, ILogger? logger = null, BatchDecoder? decoder = null)
     {
@@ -67,7 +68,7 @@ public sealed class GenerationScheduler : IAsyncDisposable, IDisposable
             lock (_gate)
                 return new SchedulerStats(_queue.Count, _running, _batches, _largestBatch, _completed, _cancelled, _failed, _rejected,
                     _meter.Forwards, _meter.Mean, _meter.MeanLastMinute(Environment.TickCount64 / 1000),
-                    _prefixes.StoredTokens, _prefixes.ReusedTokens, _prefixes.LookedUpTokens);
+                    _prefixes.StoredTokens, _prefixes.ReusedTokens, _prefixes.LookedUpTokens, _kvCacheBytes, _largestKvCacheBytes);
         }
     }
 
@@ -238,6 +239,8 @@ public sealed class GenerationScheduler : IAsyncDisposable, IDisposable
             if (_hardStop.IsCancellationRequested) throw new OperationCanceledException(_hardStop.Token);
             var step = batch.Session.Step(_hardStop.Token);
             if (step is null) return;
+            var cacheBytes = batch.Session.KvCacheBytes;   // read here, on the decoding thread that owns the tensors
+            lock (_gate) (_kvCacheBytes, _largestKvCacheBytes) = (cacheBytes, Math.Max(_largestKvCacheBytes, cacheBytes));
             if (step.Rows > 0)
                 lock (_gate)
                 {
@@ -281,6 +284,7 @@ public sealed class GenerationScheduler : IAsyncDisposable, IDisposable
         {
             _failed += batch.Members.Count;
             _running = 0;
+            _kvCacheBytes = 0;
         }
         batch.Session.Dispose();
         var report = new BatchReport(batch.Finishes.Count, batch.Session.Forwards, batch.Clock.Elapsed.TotalSeconds, batch.Finishes);

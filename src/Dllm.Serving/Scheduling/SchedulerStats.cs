@@ -9,6 +9,8 @@ namespace Dllm.Serving.Scheduling;
 /// forward served, <see cref="Forwards"/> all decoding forwards, and <see cref="MeanBatchSize"/> sequences per
 /// decoding forward since start and over the last minute (0 when no forward ran). The prefix cache's counters: tokens
 /// stored now, prompt tokens taken from it instead of prefilled, and prompt tokens looked up (see <see cref="Dllm.Models.PrefixCache"/>).
+/// <see cref="KvCacheBytes"/> is what the running batch's key/value caches held after its last step (0 between
+/// batches), <see cref="LargestKvCacheBytes"/> the most they ever held.
 /// </summary>
 public sealed record SchedulerStats(
     int Queued,
@@ -24,7 +26,9 @@ public sealed record SchedulerStats(
     double MeanBatchSizeLastMinute = 0,
     long PrefixStoredTokens = 0,
     long PrefixReusedTokens = 0,
-    long PrefixLookedUpTokens = 0);
+    long PrefixLookedUpTokens = 0,
+    long KvCacheBytes = 0,
+    long LargestKvCacheBytes = 0);
 
 /// <summary>
 /// What one running batch did from its start until it emptied: how many sequences went through it, the decoding

@@ -67,6 +67,9 @@ public class BatchingTests(ServingFixture fixture)
         Assert.Equal(after.Forwards, (long)health["forwards"]!);
         Assert.InRange((double)health["mean_batch_size"]!, 1.0001, 2);
         Assert.InRange((double)health["mean_batch_size_last_minute"]!, 1.0001, 2);
+        // The batch's cache held the two rows' keys, and gave them back once both left.
+        Assert.True((long)health["largest_kv_cache_bytes"]! > 0);
+        Assert.Equal(0, (long)health["kv_cache_bytes"]!);
     }
 
     [Theory]

@@ -101,6 +101,7 @@ public sealed class HookedSession(IGenerationSession inner, Action<int, Cancella
     public int Running => inner.Running;
     public int Count => inner.Count;
     public int Forwards => inner.Forwards;
+    public long KvCacheBytes => inner.KvCacheBytes;
 
     public int Add(GenerationRequest request)
     {
