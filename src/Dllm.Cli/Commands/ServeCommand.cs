@@ -27,6 +27,13 @@ internal static class ServeCommand
                           "blocks), so a long prompt delays the others' steps by a chunk instead of its whole prefill; 0 = at once",
             DefaultValueFactory = _ => new ServerOptions().PrefillChunk,
         };
+        var maxBatchTokens = new Option<long>("--max-batch-tokens")
+        {
+            Description = "Most tokens the running batch holds at once, each request counted as its prompt plus its max_tokens (what its " +
+                          "KV cache can grow to): bounds the cache's memory whatever the mix of requests. A request's max_tokens is clamped " +
+                          "to fit alone; others wait until enough leave. 0 = no bound beyond --max-batch",
+            DefaultValueFactory = _ => 0,
+        };
         var template = new Option<string?>("--template") { Description = $"Chat template: {string.Join(", ", ChatTemplate.Names)} (default: recognised from tokenizer_config.json, else plain)" };
         var modelId = new Option<string?>("--model-id") { Description = "The model name clients send (default: the model folder's name; 'default' is always accepted too)" };
         var drain = new Option<double>("--drain-timeout") { Description = "Seconds Ctrl-C/SIGTERM waits for in-flight requests before cancelling them", DefaultValueFactory = _ => 30 };
@@ -50,7 +57,7 @@ internal static class ServeCommand
             "Example: dllm serve -m ./my-dllm --port 8000, then curl http://127.0.0.1:8000/v1/chat/completions " +
             "-H 'Content-Type: application/json' -d '{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"}]}'")
         {
-            model, host, port, maxBatch, maxQueue, prefixCache, prefillChunk, bodyLimit, template, modelId, drain, threads, verbose, device, dtype,
+            model, host, port, maxBatch, maxQueue, maxBatchTokens, prefixCache, prefillChunk, bodyLimit, template, modelId, drain, threads, verbose, device, dtype,
         };
         // A synchronous action: the web host owns Ctrl-C/SIGTERM and drains within --drain-timeout, which
         // the CLI's own termination handling (a short fixed grace period for async actions) would cut short.
@@ -62,6 +69,7 @@ internal static class ServeCommand
                 Port = p.GetValue(port),
                 MaxBatch = p.GetValue(maxBatch),
                 MaxQueue = p.GetValue(maxQueue),
+                MaxBatchTokens = p.GetValue(maxBatchTokens),
                 PrefixCacheTokens = p.GetValue(prefixCache),
                 PrefillChunk = p.GetValue(prefillChunk),
                 DrainTimeout = TimeSpan.FromSeconds(p.GetValue(drain)),
@@ -86,7 +94,7 @@ internal static class ServeCommand
                 err.WriteLine($"serving {server.Served.Id} ({server.Served.Mode.ToString().ToLowerInvariant()} decoding, {server.Served.Template.Name} template, " +
                               $"context {server.Served.ContextLength}) at {server.BaseAddress}v1, listening on {string.Join(" and ", server.Listening)}" +
                               (server.Listening.Any(u => u.Contains("0.0.0.0") || u.Contains("[::]")) ? " (every interface)" : "") +
-                              $" - max batch {options.MaxBatch}, queue {options.MaxQueue}, prefix cache {options.PrefixCacheTokens} tokens, " +
+                              $" - max batch {options.MaxBatch}{(options.MaxBatchTokens > 0 ? $" ({options.MaxBatchTokens} tokens)" : "")}, queue {options.MaxQueue}, prefix cache {options.PrefixCacheTokens} tokens, " +
                               $"prefill chunk {(options.PrefillChunk == 0 ? "off" : $"{options.PrefillChunk} tokens")}; Ctrl-C drains and stops");
                 err.Flush();
                 server.WaitForShutdownAsync().GetAwaiter().GetResult();

@@ -55,7 +55,7 @@ public sealed class DllmServer : IAsyncDisposable
         });
         builder.Services.Configure<HostOptions>(h => h.ShutdownTimeout = options.DrainTimeout);
         if (!options.HandleSignals) builder.Services.AddSingleton<IHostLifetime, EmbeddedLifetime>();
-        builder.Services.AddSingleton(services => new GenerationScheduler(model, new SchedulerOptions(options.MaxBatch, options.MaxQueue, options.PrefixCacheTokens, options.PrefillChunk),
+        builder.Services.AddSingleton(services => new GenerationScheduler(model, options.SchedulerOptions(),
             services.GetRequiredService<ILoggerFactory>().CreateLogger("Dllm.Serving.Scheduler"), decoder));
         builder.Services.AddHostedService<SchedulerLifetime>();
 

@@ -76,6 +76,7 @@ internal sealed class OpenAiEndpoints(ServedModel served, GenerationScheduler sc
             ["decoding"] = served.Mode.ToString().ToLowerInvariant(),
             ["max_batch"] = scheduler.Options.MaxBatch,
             ["max_queue"] = scheduler.Options.MaxQueue,
+            ["max_batch_tokens"] = scheduler.Options.MaxBatchTokens,
             ["queued"] = s.Queued,
             ["running"] = s.Running,
             ["batches"] = s.Batches,

@@ -20,6 +20,8 @@ public sealed record ServerOptions
     public long PrefixCacheTokens { get; init; } = Scheduling.SchedulerOptions.DefaultPrefixCacheTokens;
     /// <summary>While requests decode, a joining prompt is prefilled at most this many tokens per step (0: at once).</summary>
     public int PrefillChunk { get; init; } = Scheduling.SchedulerOptions.DefaultPrefillChunk;
+    /// <summary>Most tokens (prompts plus token limits) the running batch holds at once (0: no bound beyond <see cref="MaxBatch"/>).</summary>
+    public long MaxBatchTokens { get; init; }
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>Largest request body accepted (larger ones get 413); 4 MiB holds any prompt a 128k context takes.</summary>
     public long MaxRequestBodyBytes { get; init; } = 4L << 20;
@@ -36,8 +38,11 @@ public sealed record ServerOptions
         if (Port is < 0 or > 65535) throw new DllmException($"port must be between 0 and 65535, got {Port}");
         if (MaxRequestBodyBytes < 1) throw new DllmException($"the request body limit (--max-body-bytes) must be at least 1 byte, got {MaxRequestBodyBytes}");
         if (DrainTimeout < TimeSpan.Zero) throw new DllmException($"drain timeout must not be negative, got {DrainTimeout}");
-        new Scheduling.SchedulerOptions(MaxBatch, MaxQueue, PrefixCacheTokens, PrefillChunk).Validate();
+        SchedulerOptions().Validate();
     }
+
+    /// <summary>The scheduler's share of these options.</summary>
+    public Scheduling.SchedulerOptions SchedulerOptions() => new(MaxBatch, MaxQueue, PrefixCacheTokens, PrefillChunk, MaxBatchTokens);
 
     /// <summary>The Kestrel listen URL (IPv6 literals in brackets).</summary>
     public string Url => $"http://{(Host.Contains(':') && !Host.StartsWith('[') ? $"[{Host}]" : Host)}:{Port}";

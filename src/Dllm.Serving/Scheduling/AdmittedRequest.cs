@@ -18,7 +18,14 @@ public sealed record AdmittedRequest(GenerationRequest Request, int PromptTokens
 {
     public int MaxNewTokens => Request.Options.MaxNewTokens;
 
-    public static AdmittedRequest Admit(LoadedModel model, GenerationRequest request)
+    /// <summary>What the request can hold in the batch at most: its prompt and every token it may generate.</summary>
+    public long ReservedTokens => PromptTokens + MaxNewTokens;
+
+    /// <summary>
+    /// Checks and resolves <paramref name="request"/>; with <paramref name="maxBatchTokens"/> (see
+    /// <see cref="SchedulerOptions.MaxBatchTokens"/>), its token limit is clamped so that it fits the batch alone.
+    /// </summary>
+    public static AdmittedRequest Admit(LoadedModel model, GenerationRequest request, long maxBatchTokens = 0)
     {
         request.Options.Validate();
         var mode = TextGeneration.ResolveMode(model, request.Mode);
@@ -42,8 +49,13 @@ public sealed record AdmittedRequest(GenerationRequest Request, int PromptTokens
                 $"the prompt has {promptTokens} tokens but the model's context is {context} tokens" +
                 (usable < context ? $" ({usable} usable with block size {block!.BlockSize})" : "") + ": shorten it to leave room for the reply",
                 code: "context_length_exceeded");
+        if (maxBatchTokens > 0 && promptTokens >= maxBatchTokens)
+            throw new RequestError(
+                $"the prompt has {promptTokens} tokens but this server holds at most {maxBatchTokens} tokens per batch (--max-batch-tokens), " +
+                "the reply included: shorten it", code: "context_length_exceeded");
         var asked = request.Options.MaxNewTokens;
         var limit = Math.Min(asked, room);
+        if (maxBatchTokens > 0) limit = (int)Math.Min(limit, maxBatchTokens - promptTokens);
         var resolved = request with { Mode = mode, Block = block, Options = request.Options with { MaxNewTokens = limit }, PromptTokenIds = ids };
         return new AdmittedRequest(resolved, promptTokens, new BatchKey(mode, block));
     }

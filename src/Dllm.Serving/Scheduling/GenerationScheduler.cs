@@ -82,7 +82,7 @@ public sealed class GenerationScheduler : IAsyncDisposable, IDisposable
         var abandon = CancellationTokenSource.CreateLinkedTokenSource(request.Cancellation);
         try
         {
-            var admitted = AdmittedRequest.Admit(Model, request with { Cancellation = abandon.Token });
+            var admitted = AdmittedRequest.Admit(Model, request with { Cancellation = abandon.Token }, Options.MaxBatchTokens);
             var generation = new ScheduledGeneration(admitted, abandon);
             lock (_gate)
             {
@@ -201,7 +201,9 @@ public sealed class GenerationScheduler : IAsyncDisposable, IDisposable
                 _batch = new RunningBatch(_queue[0].Admitted.Key, _decode(_queue[0].Admitted.Key));
                 _batches++;
             }
-            var picks = BatchComposer.Compose(_queue.Select(g => g.Admitted).ToList(), _batch.Key, Options.MaxBatch - _batch.Session.Count);
+            // Members change only on this thread (joins and finishes), so their reservations are read safely here.
+            var tokenRoom = Options.MaxBatchTokens > 0 ? Options.MaxBatchTokens - _batch.Members.Values.Sum(g => g.Admitted.ReservedTokens) : long.MaxValue;
+            var picks = BatchComposer.Compose(_queue.Select(g => g.Admitted).ToList(), _batch.Key, Options.MaxBatch - _batch.Session.Count, tokenRoom);
             var joining = picks.Select(i => _queue[i]).ToList();
             for (var k = picks.Length - 1; k >= 0; k--) _queue.RemoveAt(picks[k]);
             // Unregister, not Dispose: Dispose would wait for a running callback, which waits for this lock.

@@ -101,6 +101,33 @@ public class BatchingTests(ServingFixture fixture)
         Assert.Equal(0, (long)off["prefix_cache"]!["stored_tokens"]!);
     }
 
+    [Theory]
+    [InlineData(DecodeMode.Ar)]
+    [InlineData(DecodeMode.Diffusion)]
+    public async Task ATokenBoundKeepsTheBatchWithinItAndEveryRequestAnswersAsAlone(DecodeMode mode)
+    {
+        // Each request reserves its prompt (at most 6 tokens) plus 24: two fit in 60, three never do.
+        using var gate = new ManualResetEventSlim(false);
+        await using var server = await TestServer.StartAsync(fixture.Folder(mode), new ServerOptions { MaxBatch = 8, MaxBatchTokens = 60 }, TestDecoders.Held(gate));
+        async Task<string> Ask()
+        {
+            var (status, body) = await Wire.PostAsync(server.Http, "/v1/completions",
+                new JsonObject { ["prompt"] = "abc", ["max_tokens"] = 24, ["block_size"] = 8 });
+            Assert.Equal(200, status);
+            Assert.InRange((int)body["usage"]!["prompt_tokens"]!, 1, 6);
+            return (string)body["choices"]![0]!["text"]!;
+        }
+        var together = Enumerable.Range(0, 5).Select(_ => Ask()).ToArray();
+        await Wire.WaitUntilAsync(() => server.Scheduler.Stats is var s && s.Running + s.Queued == 5, "all five are held");
+        gate.Set();
+        var texts = await Task.WhenAll(together);
+        var alone = await Ask();
+
+        Assert.All(texts, t => Assert.Equal(alone, t));
+        Assert.Equal(2, server.Scheduler.Stats.LargestBatch);
+        Assert.Equal(60, (long)(await Wire.GetJsonAsync(server.Http, "/health"))["max_batch_tokens"]!);
+    }
+
     private static async Task<string> Complete(TestServer server, string prompt, int maxTokens)
     {
         var (status, body) = await Wire.PostAsync(server.Http, "/v1/completions",
@@ -178,6 +205,18 @@ public class SchedulerRuleTests(ServingFixture fixture)
     }
 
     [Fact]
+    public void WithATokenBoundJoinsStopAtTheFirstRequestThatDoesNotFit()
+    {
+        // Each reserves its prompt plus its limit of 5.
+        AdmittedRequest[] queue = [Queued(10), Queued(30, DecodeMode.Diffusion), Queued(20), Queued(3), Queued(1)];
+        Assert.Equal([0, 2, 3, 4], BatchComposer.Compose(queue, Ar, 8, tokenRoom: 1000));
+        Assert.Equal([0, 2], BatchComposer.Compose(queue, Ar, 8, tokenRoom: 40));   // 15 + 25 = 40 fits exactly
+        // The 25-token request does not fit 30 - 15: the small ones behind it wait too, so it is not starved.
+        Assert.Equal([0], BatchComposer.Compose(queue, Ar, 8, tokenRoom: 30));
+        Assert.Empty(BatchComposer.Compose(queue, Ar, 8, tokenRoom: 14));
+    }
+
+    [Fact]
     public void ARequestOfAnotherKindAtTheHeadStopsJoinsSoItIsNotStarved()
     {
         AdmittedRequest[] queue = [Queued(10, DecodeMode.Diffusion), Queued(10), Queued(12)];
@@ -201,6 +240,14 @@ public class SchedulerRuleTests(ServingFixture fixture)
 
         var error = Assert.Throws<RequestError>(() => AdmittedRequest.Admit(model, request with { Prompt = new string('a', 200) }));
         Assert.Equal("context_length_exceeded", error.Code);
+
+        // A token bound on the batch clamps the limit so the request fits alone, and refuses a prompt that fills it.
+        var bounded = AdmittedRequest.Admit(model, request, maxBatchTokens: prompt + 7);
+        Assert.Equal(7, bounded.MaxNewTokens);
+        Assert.Equal(prompt + 7, bounded.ReservedTokens);
+        var tooLong = Assert.Throws<RequestError>(() => AdmittedRequest.Admit(model, request, maxBatchTokens: prompt));
+        Assert.Equal("context_length_exceeded", tooLong.Code);
+        Assert.Contains("--max-batch-tokens", tooLong.Message);
     }
 
     [Theory]

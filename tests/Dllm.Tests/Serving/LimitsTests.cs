@@ -29,4 +29,8 @@ public class LimitsTests(ServingFixture fixture)
     [Fact]
     public void AZeroBodyLimitIsRefused() =>
         Assert.Throws<DllmException>(() => new ServerOptions { MaxRequestBodyBytes = 0 }.Validate());
+
+    [Fact]
+    public void ANegativeBatchTokenBoundIsRefusedByName() =>
+        Assert.Contains("--max-batch-tokens", Assert.Throws<DllmException>(() => new ServerOptions { MaxBatchTokens = -1 }.Validate()).Message);
 }
