@@ -51,6 +51,7 @@ args_for() {
     shift-mdlm) echo "--labels shift --schedule-kind mdlm" ;;
     shift-wsd-complementary) echo "--labels shift --complementary" ;;
     shift-wsd-flat) echo "--labels shift --flat-weight" ;;
+    same-wsd-flat) echo "--labels same --flat-weight" ;;
     shift-wsd-nob1) echo "--labels shift --schedule $out/wsd-nob1.schedule.json" ;;
     shift-wsd-long-warmup) echo "--labels shift --schedule $out/wsd-long-warmup.schedule.json" ;;
     shift-wsd-decay8) echo "--labels shift --schedule $out/wsd-decay8.schedule.json" ;;
