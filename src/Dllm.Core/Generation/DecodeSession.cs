@@ -56,9 +56,10 @@ public abstract class DecodeSession : IDisposable
     public bool BatchPrefill { get; init; } = true;
 
     /// <summary>
-    /// Rows of very different lengths attend in groups, each over its own key columns (KvCache.RowGroups), instead of
-    /// every row over the longest row's width (the default; AR and cached block decoding). Off: one attention call over every column,
-    /// the way to measure what it saves (bench ragged).
+    /// Rows of very different lengths attend in groups, each over its own key columns (KvCache.RowGroups), and the cache
+    /// stores each group's columns only, instead of every row over and with the longest row's width (the default; AR and
+    /// cached block decoding). Off: one attention call over every column of a rectangular cache, the way to measure
+    /// what it saves (bench ragged).
     /// </summary>
     public bool RaggedAttention { get; init; } = true;
 
