@@ -28,6 +28,9 @@ namespace Dllm.Bench;
 /// </summary>
 public static class MemoryBenchmark
 {
+    /// <summary>The block size every served request asks for (the prefix store's chunks follow it).</summary>
+    private const int BlockSize = 8;
+
     private sealed record Sample(string Phase, long Index, double RssMb, double ManagedMb, long LiveTensors);
 
     private sealed record Options(long Steps, int Requests, int Every, int Concurrency, int MaxTokens, string Csv);
@@ -44,7 +47,7 @@ public static class MemoryBenchmark
             Console.WriteLine($"machine: {Timing.Machine()}");
             Console.WriteLine($"training: dllm convert of a 2-layer Llama (hidden 128) on synthetic stories, L 64, batch 4, {o.Steps} steps, checkpoint and validation every 500, keep-last 2");
             Train(ar, data, Path.Combine(root, "dlm"), o, samples);
-            Console.WriteLine($"serving: {o.Requests} /v1/completions requests, {o.Concurrency} concurrent, max_tokens {o.MaxTokens}, diffusion decoding (block 8); " +
+            Console.WriteLine($"serving: {o.Requests} /v1/completions requests, {o.Concurrency} concurrent, max_tokens {o.MaxTokens}, diffusion decoding (block {BlockSize}); " +
                               "one in ten hangs up mid-stream, one in ten is cancelled by its client");
             Serve(Path.Combine(root, "dlm"), o, samples).GetAwaiter().GetResult();
         }
@@ -153,7 +156,7 @@ public static class MemoryBenchmark
         var tensorsPerChunk = 2 * model.Model.Config.NumLayers;
         server.Scheduler.BatchFinished += _ =>
         {
-            var stored = server.Scheduler.Stats.PrefixStoredTokens / PrefixCache.ChunkFor(8) * tensorsPerChunk;
+            var stored = server.Scheduler.Stats.PrefixStoredTokens / PrefixCache.ChunkFor(BlockSize) * tensorsPerChunk;
             Interlocked.Exchange(ref decodeLive, DisposeScopeManager.Statistics.ThreadTotalLiveCount - stored);
         };
         using var http = new HttpClient { BaseAddress = server.BaseAddress, Timeout = TimeSpan.FromMinutes(10) };
@@ -170,7 +173,7 @@ public static class MemoryBenchmark
                 if (i >= o.Requests) return;
                 var body = new JsonObject
                 {
-                    ["prompt"] = prompts[i % prompts.Length], ["max_tokens"] = o.MaxTokens, ["block_size"] = 8, ["temperature"] = i % 2 == 0 ? 0 : 0.8, ["seed"] = i,
+                    ["prompt"] = prompts[i % prompts.Length], ["max_tokens"] = o.MaxTokens, ["block_size"] = BlockSize, ["temperature"] = i % 2 == 0 ? 0 : 0.8, ["seed"] = i,
                 };
                 switch (i % 10)
                 {

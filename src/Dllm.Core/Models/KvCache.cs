@@ -88,7 +88,7 @@ public sealed class KvCache : IDisposable
         for (var i = 0; i < _segments.Count; i++)
         {
             var s = _segments[i];
-            s.EnsureCapacity(layer, keys, s.Columns + t, Grow);
+            s.EnsureCapacity(layer, keys, s.Columns + t, Grow(s.Columns + t));
             var (k, v) = (s.Keys[layer]!, s.Values[layer]!);
             var (rowsK, rowsV) = _segments.Count == 1 ? (keys, values) : (keys.narrow(0, s.Start, s.Count), values.narrow(0, s.Start, s.Count));
             k.narrow(2, s.Columns, t).copy_(rowsK);
@@ -362,10 +362,10 @@ public sealed class KvCache : IDisposable
         /// <summary>The same buffers as rows starting at <paramref name="start"/> (this segment gives them up).</summary>
         public Segment MovedTo(int start) => new(start, Count, Columns, 0) { Keys = Keys, Values = Values };
 
-        public void EnsureCapacity(int layer, Tensor like, long needed, Func<long, long> grow)
+        /// <summary>Makes room for <paramref name="needed"/> columns in <paramref name="layer"/>, reallocating at <paramref name="capacity"/> when short.</summary>
+        public void EnsureCapacity(int layer, Tensor like, long needed, long capacity)
         {
             if (Keys[layer] is { } existing && existing.shape[2] >= needed) return;
-            var capacity = grow(needed);
             long[] shape = [Count, like.shape[1], capacity, like.shape[3]];
             var k = empty(shape, dtype: like.dtype, device: like.device).DetachFromDisposeScope();
             var v = empty(shape, dtype: like.dtype, device: like.device).DetachFromDisposeScope();

@@ -242,13 +242,15 @@ public sealed class GenerationScheduler : IAsyncDisposable, IDisposable
             var step = batch.Session.Step(_hardStop.Token);
             if (step is null) return;
             var cacheBytes = batch.Session.KvCacheBytes;   // read here, on the decoding thread that owns the tensors
-            lock (_gate) (_kvCacheBytes, _largestKvCacheBytes) = (cacheBytes, Math.Max(_largestKvCacheBytes, cacheBytes));
-            if (step.Rows > 0)
-                lock (_gate)
+            lock (_gate)
+            {
+                (_kvCacheBytes, _largestKvCacheBytes) = (cacheBytes, Math.Max(_largestKvCacheBytes, cacheBytes));
+                if (step.Rows > 0)
                 {
                     _meter.Record(step.Rows, Environment.TickCount64 / 1000);
                     _largestBatch = Math.Max(_largestBatch, step.Rows);
                 }
+            }
             foreach (var e in step.Events)
             {
                 if (!batch.Members.TryGetValue(e.Sequence, out var g)) continue;
