@@ -44,26 +44,27 @@ schedule small8 "$(( steps / 8 )):1" "$(( steps / 8 )):4" "$(( steps - 2 * (step
 schedule wsd-decay8 "$(( w / 4 )):1" "$(( w / 4 )):4" "$(( w / 4 )):16" "$(( w - 3 * (w / 4) )):64" "$(( steps - w - d )):128" "$d:8"
 
 args_for() {
+  # Every variant names its loss weight: the earlier ones ran when 1/t (elbo) was the default; flat is now.
   case "$1" in
-    same-wsd) echo "--labels same" ;;
-    shift-wsd) echo "--labels shift" ;;
-    same-mdlm) echo "--labels same --schedule-kind mdlm" ;;
-    shift-mdlm) echo "--labels shift --schedule-kind mdlm" ;;
-    shift-wsd-complementary) echo "--labels shift --complementary" ;;
-    shift-wsd-flat) echo "--labels shift --flat-weight" ;;
-    same-wsd-flat) echo "--labels same --flat-weight" ;;
-    shift-wsd-nob1) echo "--labels shift --schedule $out/wsd-nob1.schedule.json" ;;
-    shift-wsd-long-warmup) echo "--labels shift --schedule $out/wsd-long-warmup.schedule.json" ;;
-    shift-wsd-decay8) echo "--labels shift --schedule $out/wsd-decay8.schedule.json" ;;
-    shift-wsd-lr-half) echo "--labels shift --lr 1e-3" ;;
-    shift-wsd-lr-double) echo "--labels shift --lr 4e-3" ;;
-    same-wsd-decay8) echo "--labels same --schedule $out/wsd-decay8.schedule.json" ;;
-    shift-small8) echo "--labels shift --schedule $out/small8.schedule.json" ;;
+    same-wsd) echo "--labels same --weighting elbo" ;;
+    shift-wsd) echo "--labels shift --weighting elbo" ;;
+    same-mdlm) echo "--labels same --schedule-kind mdlm --weighting elbo" ;;
+    shift-mdlm) echo "--labels shift --schedule-kind mdlm --weighting elbo" ;;
+    shift-wsd-complementary) echo "--labels shift --complementary --weighting elbo" ;;
+    shift-wsd-flat) echo "--labels shift --weighting flat" ;;
+    same-wsd-flat) echo "--labels same --weighting flat" ;;
+    shift-wsd-nob1) echo "--labels shift --schedule $out/wsd-nob1.schedule.json --weighting elbo" ;;
+    shift-wsd-long-warmup) echo "--labels shift --schedule $out/wsd-long-warmup.schedule.json --weighting elbo" ;;
+    shift-wsd-decay8) echo "--labels shift --schedule $out/wsd-decay8.schedule.json --weighting elbo" ;;
+    shift-wsd-lr-half) echo "--labels shift --lr 1e-3 --weighting elbo" ;;
+    shift-wsd-lr-double) echo "--labels shift --lr 4e-3 --weighting elbo" ;;
+    same-wsd-decay8) echo "--labels same --schedule $out/wsd-decay8.schedule.json --weighting elbo" ;;
+    shift-small8) echo "--labels shift --schedule $out/small8.schedule.json --weighting elbo" ;;
     # At the model's own context: 4 windows of 512 tokens a step, the same tokens as 16 of 128.
-    same-wsd-L512) echo "--labels same --seq-len 512 --batch-size 4" ;;
-    shift-wsd-L512) echo "--labels shift --seq-len 512 --batch-size 4" ;;
-    shift-small8-L512) echo "--labels shift --seq-len 512 --batch-size 4 --schedule $out/small8.schedule.json" ;;
-    same-small8) echo "--labels same --schedule $out/small8.schedule.json" ;;
+    same-wsd-L512) echo "--labels same --seq-len 512 --batch-size 4 --weighting elbo" ;;
+    shift-wsd-L512) echo "--labels shift --seq-len 512 --batch-size 4 --weighting elbo" ;;
+    shift-small8-L512) echo "--labels shift --seq-len 512 --batch-size 4 --schedule $out/small8.schedule.json --weighting elbo" ;;
+    same-small8) echo "--labels same --schedule $out/small8.schedule.json --weighting elbo" ;;
     *) echo "unknown variant $1" >&2; exit 2 ;;
   esac
 }

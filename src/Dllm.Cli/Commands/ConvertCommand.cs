@@ -19,7 +19,12 @@ internal static class ConvertCommand
         var noiseSteps = new Option<double>("--embedding-noise-fraction") { Description = "Fraction of the steps over which the embedding noise anneals to 0", DefaultValueFactory = _ => 0.1 };
         var noDocMask = new Option<bool>("--no-document-mask") { Description = "Let packed documents attend to each other (ablation; the default masks across documents)" };
         var complementary = new Option<bool>("--complementary") { Description = "Train every sequence with its mask and with the complement (each token scored once per step; twice the compute per step)" };
-        var flat = new Option<bool>("--flat-weight") { Description = "Weight masked tokens 1 instead of 1/t (a study option: the loss is then no longer an ELBO; evaluation still reports the bound)" };
+        var weighting = new Option<string>("--weighting")
+        {
+            Description = "Weight of a masked token's loss: flat (1; better at equal steps, docs/conversion.md) or elbo (1/t, the negative ELBO). Validation and eval always report the 1/t bound",
+            DefaultValueFactory = _ => new ConversionLoss().Weighting.Name(),
+        };
+        weighting.AcceptOnlyFromAmong("flat", "elbo");
         var labels = SharedOptions.Labels(new ConversionOptions { Model = "", Data = [], Output = "" }.Labels);
         var train = new TrainingOptionsBinder(ConversionOptions.DefaultSteps, ConversionOptions.DefaultBatchSize);
         var command = new Command("convert",
@@ -27,7 +32,7 @@ internal static class ConvertCommand
             $"block-diffusion loss while the block size follows the warmup-stable-decay schedule (1 -> ... -> L -> {Dllm.Config.DiffusionSettings.DefaultBlockSize} unless --block-size). " +
             "Progress, validation NELBO and atomic checkpoints go to the run folder; --resume continues exactly.")
         {
-            model, data, output, schedule, kind, seqLen, block, noise, noiseSteps, noDocMask, labels, complementary, flat,
+            model, data, output, schedule, kind, seqLen, block, noise, noiseSteps, noDocMask, labels, complementary, weighting,
         };
         foreach (var o in train.All) command.Options.Add(o);
         command.SetAction((p, cancel) =>
@@ -47,7 +52,7 @@ internal static class ConvertCommand
                 DocumentMask = !p.GetValue(noDocMask),
                 Labels = Dllm.Config.LabelPositions.Parse(p.GetValue(labels)!),
                 EmbeddingNoiseFraction = p.GetValue(noiseSteps),
-                Loss = new ConversionLoss(p.GetValue(complementary), p.GetValue(flat)),
+                Loss = new ConversionLoss(p.GetValue(complementary), LossWeightings.Parse(p.GetValue(weighting)!)),
                 Resume = p.GetValue(train.Resume),
             };
             return Task.FromResult(TrainingVerb.Run(p, "converting", cancel, (view, stop) => ConversionJob.Run(options, view, stop)));

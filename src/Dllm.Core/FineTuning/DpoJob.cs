@@ -61,7 +61,7 @@ public static class DpoJob
             ["elbo_samples"] = o.Settings.ElboSamples,
             ["block_size"] = o.Settings.BlockSize,
             ["group_by_length"] = o.GroupByLength,
-        }, o.Trainer);
+        }, o.Trainer, o.Resume);
         var trainer = new Trainer(policy.Model, policy.Tokenizer, new DpoObjective(reference.Model, o.Settings, maskId, policy.Labels), source, null, o.Trainer, run, observer,
             (_, c) => c with { Diffusion = new Config.DiffusionSettings(o.Settings.BlockSize, policy.Labels) });
         var outcome = trainer.Run(resumeFrom, cancel);

@@ -71,7 +71,7 @@ public static class SftJob
             ["cap_weight"] = o.Settings.CapWeight,
             ["group_by_length"] = o.GroupByLength,
             ["labels"] = labels.Name(),
-        }, o.Trainer);
+        }, o.Trainer, o.Resume);
         // Averaging needs its checkpoints: keep at least that many (0 keeps all anyway).
         var keep = o.Trainer.KeepLast == 0 ? 0 : Math.Max(o.Trainer.KeepLast, o.AverageLast);
         // Checkpoints record the block they train at, which may differ from the one the model came with.

@@ -31,7 +31,7 @@ public sealed record ConversionOptions
     public bool DocumentMask { get; init; } = true;
     /// <summary>Which output predicts a masked token; recorded in config.json and honoured by every later verb.</summary>
     public LabelPosition Labels { get; init; } = LabelPosition.Same;
-    /// <summary>Loss variants (complementary masks, flat weighting) for the conversion study; the default is METHOD.md's loss.</summary>
+    /// <summary>Loss variants (complementary masks, the token weight) for the conversion study; the default is the flat weight.</summary>
     public ConversionLoss Loss { get; init; } = new();
     /// <summary>Share of the schedule's steps over which the masked-embedding noise anneals to 0 (sets Trainer.EmbeddingNoiseSteps).</summary>
     public double EmbeddingNoiseFraction { get; init; } = 0.1;
@@ -124,7 +124,7 @@ public static class ConversionJob
             ["document_mask"] = o.DocumentMask,
             ["labels"] = o.Labels.Name(),
             ["complementary"] = o.Loss.Complementary,
-            ["flat_weight"] = o.Loss.FlatWeight,
+            ["weighting"] = o.Loss.Weighting.Name(),
             ["schedule"] = schedule.ToJson(),
-        }, t);
+        }, t, o.Resume);
 }

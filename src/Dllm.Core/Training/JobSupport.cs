@@ -115,11 +115,51 @@ internal static class JobSupport
         return corpus;
     }
 
-    /// <summary>Records what the run was asked to do (train_config.json), printed once at start too.</summary>
-    internal static void WritePlan(string run, JsonObject plan, TrainerOptions trainer)
+    /// <summary>
+    /// Records what the run was asked to do (train_config.json). A resumed run must be asked the same: a changed
+    /// loss, schedule, seed or optimiser setting would silently make it another run, so the difference is refused
+    /// by name. Settings that leave the arithmetic alone (device, logging, checkpoint cadence, --stop-after) may change.
+    /// </summary>
+    internal static void WritePlan(string run, JsonObject plan, TrainerOptions trainer, bool resuming)
     {
         plan["trainer"] = JsonSerializer.SerializeToNode(trainer, Indented);
+        var path = Path.Combine(run, "train_config.json");
+        if (resuming && File.Exists(path) && JsonNode.Parse(File.ReadAllText(path)) is JsonObject started)
+        {
+            var changed = PlanDifferences(started, plan);
+            if (changed.Count > 0)
+                throw new DllmException($"{run} was started with other settings, so resuming would not continue that run: " +
+                    string.Join("; ", changed) + ". Pass the settings it started with (its train_config.json), or start a new run");
+        }
         Directory.CreateDirectory(run);
-        AtomicFile.WriteAllText(Path.Combine(run, "train_config.json"), plan.ToJsonString(Indented));
+        AtomicFile.WriteAllText(path, plan.ToJsonString(Indented));
+    }
+
+    // The trainer settings a step's arithmetic depends on; the others (device, cadence, stop-after) may change on resume.
+    private static readonly string[] TrainerSettingsThatShapeTheRun =
+        ["Steps", "BatchSize", "GradientAccumulation", "Replicas", "LearningRate", "PeakLearningRate", "AdamW", "ClipNorm",
+         "ComputeDType", "Seed", "EmbeddingNoise", "EmbeddingNoiseSteps", "SpikeFactor", "SpikeWindow"];
+
+    /// <summary>"key: was X, now Y" for every setting of <paramref name="now"/> that differs from the run's start.</summary>
+    internal static List<string> PlanDifferences(JsonObject started, JsonObject now)
+    {
+        // Runs started before convert's --weighting recorded "flat_weight" (and 1/t was the default).
+        if (started["flat_weight"] is { } flat && !started.ContainsKey("weighting"))
+            started["weighting"] = flat.GetValue<bool>() ? "flat" : "elbo";
+        var changed = new List<string>();
+        void Compare(string name, JsonNode? was, JsonNode? isNow)
+        {
+            if (!JsonNode.DeepEquals(was, isNow))
+                changed.Add($"{name} was {was?.ToJsonString() ?? "unset"}, now {isNow?.ToJsonString() ?? "unset"}");
+        }
+        foreach (var (key, value) in now)
+        {
+            if (key == "trainer") continue;
+            Compare(key, started[key], value);
+        }
+        if (now["trainer"] is JsonObject trainerNow)
+            foreach (var key in TrainerSettingsThatShapeTheRun)
+                Compare(key, started["trainer"]?[key], trainerNow[key]);
+        return changed;
     }
 }

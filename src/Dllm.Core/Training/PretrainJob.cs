@@ -66,7 +66,7 @@ public static class PretrainJob
             ["config"] = model.Config.Raw.DeepClone(),
             ["data"] = new JsonArray(o.Data.Select(d => (JsonNode?)Path.GetFullPath(d)).ToArray()),
             ["sequence_length"] = o.SequenceLength,
-        }, o.Trainer);
+        }, o.Trainer, o.Resume);
         var trainer = new Trainer(model, tokenizer, new ArObjective(), source, validator, o.Trainer, run, observer);
         var outcome = trainer.Run(resumeFrom, cancel);
         if (outcome == TrainingOutcome.Completed)

@@ -140,4 +140,44 @@ public class TrainingCommandTests
         Assert.Contains("nothing to resume", resumed.Stderr);
         Assert.Equal(written, File.GetLastWriteTimeUtc(Path.Combine(dir.File("dlm"), "model.safetensors")));
     }
+
+    [Fact]
+    public void ResumingWithAnotherLossIsRefusedByNameAndTheSameSettingsContinue()
+    {
+        using var dir = new TempDirectory();
+        var ar = TinyCheckpoints.Write("llama", dir.File("ar"));
+        var data = Corpus(dir);
+        var dlm = dir.File("dlm");
+        string[] args = ["convert", "--model", ar, "--data", data, "--out", dlm, "--steps", "6", "--seq-len", "32", "--batch-size", "2",
+            "--block-size", "4", "--checkpoint-every", "2", "--keep-last", "0"];
+        var started = CliRunner.InProcess([.. args, "--weighting", "elbo"]);
+        Assert.True(started.ExitCode == 0, started.Stderr);
+        Assert.Equal("elbo", JsonNode.Parse(File.ReadAllText(dlm + "-run/train_config.json"))!["weighting"]!.GetValue<string>());
+        // As if the run had stopped after its last checkpoint: the model is not written yet.
+        Directory.Delete(dlm, recursive: true);
+
+        // The default weighting is flat: resuming without --weighting would train another loss from here on.
+        var changed = CliRunner.InProcess([.. args, "--resume"]);
+        Assert.Equal(1, changed.ExitCode);
+        Assert.Contains("weighting was \"elbo\", now \"flat\"", changed.Stderr);
+        Assert.False(Directory.Exists(dlm) && File.Exists(Path.Combine(dlm, "model.safetensors")));
+        Assert.Equal("elbo", JsonNode.Parse(File.ReadAllText(dlm + "-run/train_config.json"))!["weighting"]!.GetValue<string>());
+        var changedSeed = CliRunner.InProcess([.. args, "--weighting", "elbo", "--seed", "9", "--resume"]);
+        Assert.Equal(1, changedSeed.ExitCode);
+        Assert.Contains("Seed was", changedSeed.Stderr);
+
+        var same = CliRunner.InProcess([.. args, "--weighting", "elbo", "--eval-every", "1", "--resume"]);   // cadence may change
+        Assert.True(same.ExitCode == 0, same.Stderr);
+        Assert.True(File.Exists(Path.Combine(dlm, "model.safetensors")));
+    }
+
+    [Fact]
+    public void ARunStartedBeforeTheWeightingOptionResumesWithTheWeightItUsed()
+    {
+        // Plans written before --weighting recorded "flat_weight" (false meant 1/t, then the default).
+        var started = new JsonObject { ["labels"] = "same", ["flat_weight"] = false };
+        Assert.Empty(Dllm.Training.JobSupport.PlanDifferences(started, new JsonObject { ["labels"] = "same", ["weighting"] = "elbo" }));
+        var differences = Dllm.Training.JobSupport.PlanDifferences(started, new JsonObject { ["labels"] = "same", ["weighting"] = "flat" });
+        Assert.Equal("weighting was \"elbo\", now \"flat\"", Assert.Single(differences));
+    }
 }

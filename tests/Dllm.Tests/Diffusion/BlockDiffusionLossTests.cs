@@ -76,6 +76,27 @@ public class BlockDiffusionLossTests
         Assert.Equal(NaiveLoss(model, tokens, draw, 6), result.Loss.item<float>(), 1e-5);
     }
 
+    [Fact]
+    public void ConversionWeightsAMaskedTokenByOneOrByOneOverTAsAsked()
+    {
+        using var model = TinyConfigs.Model("llama", seed: 4);
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var tokens = RandomTokens(2, 8, 1);
+        var schedule = Dllm.Training.BlockSchedule.Constant(10, 4);
+        double LossWith(Dllm.Training.LossWeighting w) =>
+            new Dllm.Training.BlockDiffusionObjective(schedule, (int)Mask, new NoiseOptions(), variant: new Dllm.Training.ConversionLoss(Weighting: w))
+                .Compute(model, new TokenBatch(tokens), new Dllm.Training.ObjectiveContext(0, new Generator(9), 0)).Loss.item<float>();
+        // The objective draws its noise from the context's generator: the same seed gives this draw.
+        using var draw = NoiseSampler.Draw(tokens, 4, Mask, new Generator(9), new NoiseOptions());
+        Assert.True(draw.Rate.lt(0.9).any().item<bool>(), "some block should be masked lightly, or 1 and 1/t could agree");
+        Assert.Equal(NaiveLoss(model, tokens, draw, 4), LossWith(Dllm.Training.LossWeighting.Elbo), 1e-5);
+        Assert.Equal(NaiveLoss(model, tokens, draw with { Rate = ones_like(draw.Rate) }, 4), LossWith(Dllm.Training.LossWeighting.Flat), 1e-5);
+        Assert.Equal(Dllm.Training.LossWeighting.Flat, new Dllm.Training.ConversionLoss().Weighting);
+        Assert.Equal(Dllm.Training.LossWeighting.Elbo, Dllm.Training.LossWeightings.Parse("elbo"));
+        Assert.Throws<DllmException>(() => Dllm.Training.LossWeightings.Parse("sqrt"));
+    }
+
     /// <summary>
     /// Noisy views of one clean batch (complementary masking's pair, DPO's ELBO samples) share one clean stream:
     /// the loss, per-token terms, logits and every gradient must equal the same views run as repeated rows.
