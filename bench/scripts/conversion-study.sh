@@ -53,6 +53,10 @@ args_for() {
     shift-wsd-complementary) echo "--labels shift --complementary --weighting elbo" ;;
     shift-wsd-flat) echo "--labels shift --weighting flat" ;;
     same-wsd-flat) echo "--labels same --weighting flat" ;;
+    # The default recipe pulled towards the AR parent's next-token distributions (KL weight 1, then 0.25).
+    same-wsd-parent1) echo "--labels same --weighting flat --parent-weight 1" ;;
+    same-wsd-parent025) echo "--labels same --weighting flat --parent-weight 0.25" ;;
+    shift-wsd-parent1) echo "--labels shift --weighting flat --parent-weight 1" ;;
     shift-wsd-nob1) echo "--labels shift --schedule $out/wsd-nob1.schedule.json --weighting elbo" ;;
     shift-wsd-long-warmup) echo "--labels shift --schedule $out/wsd-long-warmup.schedule.json --weighting elbo" ;;
     shift-wsd-decay8) echo "--labels shift --schedule $out/wsd-decay8.schedule.json --weighting elbo" ;;

@@ -25,6 +25,12 @@ internal static class ConvertCommand
             DefaultValueFactory = _ => new ConversionLoss().Weighting.Name(),
         };
         weighting.AcceptOnlyFromAmong("flat", "elbo");
+        var parentWeight = new Option<double>("--parent-weight")
+        {
+            Description = "Also pull every masked slot towards the AR parent's next-token distribution there (weight of KL(parent || dLLM); " +
+                          "the parent is --model, frozen, run once per step on the clean text). 0 = off",
+            DefaultValueFactory = _ => new ConversionLoss().ParentWeight,
+        };
         var labels = SharedOptions.Labels(new ConversionOptions { Model = "", Data = [], Output = "" }.Labels);
         var train = new TrainingOptionsBinder(ConversionOptions.DefaultSteps, ConversionOptions.DefaultBatchSize);
         var command = new Command("convert",
@@ -32,7 +38,7 @@ internal static class ConvertCommand
             $"block-diffusion loss while the block size follows the warmup-stable-decay schedule (1 -> ... -> L -> {Dllm.Config.DiffusionSettings.DefaultBlockSize} unless --block-size). " +
             "Progress, validation NELBO and atomic checkpoints go to the run folder; --resume continues exactly.")
         {
-            model, data, output, schedule, kind, seqLen, block, noise, noiseSteps, noDocMask, labels, complementary, weighting,
+            model, data, output, schedule, kind, seqLen, block, noise, noiseSteps, noDocMask, labels, complementary, weighting, parentWeight,
         };
         foreach (var o in train.All) command.Options.Add(o);
         command.SetAction((p, cancel) =>
@@ -52,7 +58,7 @@ internal static class ConvertCommand
                 DocumentMask = !p.GetValue(noDocMask),
                 Labels = Dllm.Config.LabelPositions.Parse(p.GetValue(labels)!),
                 EmbeddingNoiseFraction = p.GetValue(noiseSteps),
-                Loss = new ConversionLoss(p.GetValue(complementary), LossWeightings.Parse(p.GetValue(weighting)!)),
+                Loss = new ConversionLoss(p.GetValue(complementary), LossWeightings.Parse(p.GetValue(weighting)!), p.GetValue(parentWeight)),
                 Resume = p.GetValue(train.Resume),
             };
             return Task.FromResult(TrainingVerb.Run(p, "converting", cancel, (view, stop) => ConversionJob.Run(options, view, stop)));

@@ -59,6 +59,7 @@ public static class ConversionJob
         JobSupport.Preflight(o.Output, run, o.Resume, o.Data, o.Trainer);
         if (o.SequenceLength < 2) throw new DllmException($"--seq-len must be at least 2, got {o.SequenceLength}");
         if (o.BlockSize < 1) throw new DllmException($"--block-size must be positive, got {o.BlockSize}");
+        o.Loss.Validate();
         ResolveSchedule(o, o.SequenceLength).Validate(o.SequenceLength);   // a bad --steps or schedule file fails before the model loads
         var (store, resumeFrom) = JobSupport.OpenRun(run, o.Resume, observer);
         var load = new LoadOptions(o.Trainer.Device, o.Trainer.ComputeDType);
@@ -87,7 +88,8 @@ public static class ConversionJob
         if (validator is null) observer.Message("validation split too small for one sequence: no validation metric, checkpoints cannot be ranked");
 
         WritePlan(run, o, schedule, trainerOptions);
-        var objective = new BlockDiffusionObjective(schedule, maskId, new NoiseOptions(), o.Labels, o.Loss);
+        using var parent = o.Loss.ParentWeight > 0 ? LoadParent(o, load, loaded.Model.Config.VocabSize) : null;
+        var objective = new BlockDiffusionObjective(schedule, maskId, new NoiseOptions(), o.Labels, o.Loss, parent?.Model);
         var trainer = new Trainer(loaded.Model, loaded.Tokenizer, objective, source, validator, trainerOptions, run, observer,
             (done, config) => config with { Diffusion = new DiffusionSettings(Math.Min(schedule.BlockSizeAt(Math.Max(0, done - 1)), L), o.Labels) });
         var outcome = trainer.Run(resumeFrom, cancel);
@@ -98,6 +100,25 @@ public static class ConversionJob
         var final = store.Latest()!;
         JobSupport.WriteFinal(final.Path, o.Output);
         return new JobResult(o.Output, run, outcome, final.Metric, validator?.Metric ?? "", schedule);
+    }
+
+    /// <summary>The frozen AR model the distillation term compares with: always --model as given, also when resuming.</summary>
+    private static LoadedModel LoadParent(ConversionOptions o, LoadOptions load, long vocab)
+    {
+        var parent = LoadedModel.Load(o.Model, load);
+        if (parent.Model.Config.IsDiffusion)
+        {
+            parent.Dispose();
+            throw new DllmException($"--parent-weight compares with an AR parent's next-token predictions, but {o.Model} is already a diffusion LM");
+        }
+        if (parent.Model.Config.VocabSize > vocab)
+        {
+            parent.Dispose();
+            throw new DllmException($"the parent's vocabulary ({parent.Model.Config.VocabSize}) is larger than the converted model's ({vocab})");
+        }
+        parent.Model.eval();
+        foreach (var p in parent.Model.parameters()) p.requires_grad = false;
+        return parent;
     }
 
     private static BlockSchedule ResolveSchedule(ConversionOptions o, int L)
@@ -125,6 +146,7 @@ public static class ConversionJob
             ["labels"] = o.Labels.Name(),
             ["complementary"] = o.Loss.Complementary,
             ["weighting"] = o.Loss.Weighting.Name(),
+            ["parent_weight"] = o.Loss.ParentWeight,
             ["schedule"] = schedule.ToJson(),
         }, t, o.Resume);
 }

@@ -180,4 +180,27 @@ public class TrainingCommandTests
         var differences = Dllm.Training.JobSupport.PlanDifferences(started, new JsonObject { ["labels"] = "same", ["weighting"] = "flat" });
         Assert.Equal("weighting was \"elbo\", now \"flat\"", Assert.Single(differences));
     }
+
+    [Fact]
+    public void ConvertPullsTowardsTheParentWhenAskedAndLogsTheDivergence()
+    {
+        using var dir = new TempDirectory();
+        var ar = TinyCheckpoints.Write("llama", dir.File("ar"));
+        var data = Corpus(dir);
+        var dlm = dir.File("dlm");
+        string[] common = ["--data", data, "--steps", "6", "--seq-len", "32", "--batch-size", "2", "--block-size", "4", "--keep-last", "0"];
+        var convert = CliRunner.InProcess(["convert", "--model", ar, "--out", dlm, "--parent-weight", "0.5", .. common]);
+        Assert.True(convert.ExitCode == 0, convert.Stderr);
+        var metrics = File.ReadAllLines(dlm + "-run/metrics.jsonl").Select(l => JsonNode.Parse(l)!).ToList();
+        Assert.All(metrics, m => Assert.True(m["parent_kl"]!.GetValue<double>() > 0));
+        Assert.Equal(0.5, JsonNode.Parse(File.ReadAllText(dlm + "-run/train_config.json"))!["parent_weight"]!.GetValue<double>());
+
+        // The parent must be an AR model: a dLLM as --model has no next-token distribution to keep.
+        var again = CliRunner.InProcess(["convert", "--model", dlm, "--out", dir.File("again"), "--parent-weight", "0.5", .. common]);
+        Assert.Equal(1, again.ExitCode);
+        Assert.Contains("already a diffusion LM", again.Stderr);
+        var negative = CliRunner.InProcess(["convert", "--model", ar, "--out", dir.File("neg"), "--parent-weight", "-1", .. common]);
+        Assert.Equal(1, negative.ExitCode);
+        Assert.Contains("--parent-weight", negative.Stderr);
+    }
 }
