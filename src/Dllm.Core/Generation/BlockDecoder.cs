@@ -72,12 +72,12 @@ public static class BlockDecoder
         public void StartBlock(int b, int maskId)
         {
             (_postSteps, _hadMasks, _blockDone) = (0, false, false);
-            FixedSlots = _blocks++ == 0 ? prompt.Length - fullBlocks : 0;
+            FixedSlots = _blocks++ == 0 ? Prompt.Length - fullBlocks : 0;
             Window = new int[b];
             Undecided = new bool[b];
             for (var s = 0; s < b; s++)
             {
-                Window[s] = s < FixedSlots ? prompt[fullBlocks + s] : maskId;
+                Window[s] = s < FixedSlots ? Prompt[fullBlocks + s] : maskId;
                 Undecided[s] = s >= FixedSlots;
             }
         }

@@ -132,7 +132,7 @@ public sealed class PrefixCache(long capacityTokens) : IDisposable
     {
         public int Length { get; } = length;
 
-        public PrefixKey Owned() => new(tokens[..Length], Length, blockSize);
+        public PrefixKey Owned() => new(_tokens[..Length], Length, _block);
 
         public static readonly IEqualityComparer<PrefixKey> Comparer = new KeyComparer();
 

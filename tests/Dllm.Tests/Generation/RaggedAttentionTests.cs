@@ -18,8 +18,8 @@ public class RaggedAttentionTests
     [Fact]
     public void GroupsSplitWhereARowIsMoreThanTheSlackShorterThanItsGroupsFirst()
     {
-        Assert.Equal([new RowGroup(0, 2, 2), new RowGroup(2, 2, 64)], KvCache.GroupsByLength([70, 40, 8, 5], 72, 32));
-        Assert.Equal([new RowGroup(0, 1, 0), new RowGroup(1, 3, 40)], KvCache.GroupsByLength([80, 40, 39, 8], 80, 32));
+        Assert.Equal([new RowGroup(0, 2, 2), new RowGroup(2, 2, 64)], KvCache.GroupsByLength([70, 40, 8, 5], 72, 32)!);
+        Assert.Equal([new RowGroup(0, 1, 0), new RowGroup(1, 3, 40)], KvCache.GroupsByLength([80, 40, 39, 8], 80, 32)!);
         Assert.Null(KvCache.GroupsByLength([40, 20, 8], 40, 32));   // one group: the plain call
         Assert.Null(KvCache.GroupsByLength([8, 70], 72, 32));         // not longest first: no groups
     }
