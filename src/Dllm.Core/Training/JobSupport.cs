@@ -140,26 +140,36 @@ internal static class JobSupport
         ["Steps", "BatchSize", "GradientAccumulation", "Replicas", "LearningRate", "PeakLearningRate", "AdamW", "ClipNorm",
          "ComputeDType", "Seed", "EmbeddingNoise", "EmbeddingNoiseSteps", "SpikeFactor", "SpikeWindow"];
 
-    /// <summary>"key: was X, now Y" for every setting of <paramref name="now"/> that differs from the run's start.</summary>
+    /// <summary>
+    /// "key was X, now Y" for every setting of <paramref name="now"/> that differs from the run's start. A setting the
+    /// start did not record is taken at the value older builds implied, where one is known, and otherwise not compared.
+    /// </summary>
     internal static List<string> PlanDifferences(JsonObject started, JsonObject now)
     {
-        // Runs started before convert's --weighting recorded "flat_weight" (and 1/t was the default).
-        if (started["flat_weight"] is { } flat && !started.ContainsKey("weighting"))
-            started["weighting"] = flat.GetValue<bool>() ? "flat" : "elbo";
         var changed = new List<string>();
         void Compare(string name, JsonNode? was, JsonNode? isNow)
         {
+            if (was is null) return;
             if (!JsonNode.DeepEquals(was, isNow))
-                changed.Add($"{name} was {was?.ToJsonString() ?? "unset"}, now {isNow?.ToJsonString() ?? "unset"}");
+                changed.Add($"{name} was {was.ToJsonString()}, now {isNow?.ToJsonString() ?? "unset"}");
         }
         foreach (var (key, value) in now)
         {
             if (key == "trainer") continue;
-            Compare(key, started[key], value);
+            Compare(key, started[key]?.DeepClone() ?? ImpliedByOlderPlans(started, key), value);
         }
         if (now["trainer"] is JsonObject trainerNow)
             foreach (var key in TrainerSettingsThatShapeTheRun)
                 Compare(key, started["trainer"]?[key], trainerNow[key]);
         return changed;
     }
+
+    /// <summary>What a conversion started before a setting was recorded ran with: 1/t (unless its "flat_weight" said
+    /// otherwise) and no parent term.</summary>
+    private static JsonNode? ImpliedByOlderPlans(JsonObject started, string key) => (started["job"]?.GetValue<string>(), key) switch
+    {
+        ("convert", "weighting") => started["flat_weight"]?.GetValue<bool>() == true ? "flat" : "elbo",
+        ("convert", "parent_weight") => 0.0,
+        _ => null,
+    };
 }

@@ -174,11 +174,16 @@ public class TrainingCommandTests
     [Fact]
     public void ARunStartedBeforeTheWeightingOptionResumesWithTheWeightItUsed()
     {
-        // Plans written before --weighting recorded "flat_weight" (false meant 1/t, then the default).
-        var started = new JsonObject { ["labels"] = "same", ["flat_weight"] = false };
-        Assert.Empty(Dllm.Training.JobSupport.PlanDifferences(started, new JsonObject { ["labels"] = "same", ["weighting"] = "elbo" }));
-        var differences = Dllm.Training.JobSupport.PlanDifferences(started, new JsonObject { ["labels"] = "same", ["weighting"] = "flat" });
-        Assert.Equal("weighting was \"elbo\", now \"flat\"", Assert.Single(differences));
+        // Plans written before --weighting recorded "flat_weight" (false meant 1/t, then the default), and before
+        // --parent-weight nothing: those runs had no parent term.
+        var started = new JsonObject { ["job"] = "convert", ["labels"] = "same", ["flat_weight"] = false };
+        Assert.Empty(Dllm.Training.JobSupport.PlanDifferences(started,
+            new JsonObject { ["job"] = "convert", ["labels"] = "same", ["weighting"] = "elbo", ["parent_weight"] = 0.0 }));
+        var differences = Dllm.Training.JobSupport.PlanDifferences(started,
+            new JsonObject { ["job"] = "convert", ["labels"] = "same", ["weighting"] = "flat", ["parent_weight"] = 1.0 });
+        Assert.Equal(["weighting was \"elbo\", now \"flat\"", "parent_weight was 0, now 1"], differences);
+        // Older still: no "flat_weight" either, so 1/t.
+        Assert.Single(Dllm.Training.JobSupport.PlanDifferences(new JsonObject { ["job"] = "convert" }, new JsonObject { ["job"] = "convert", ["weighting"] = "flat" }));
     }
 
     [Fact]
