@@ -55,6 +55,8 @@ args_for() {
     same-wsd-flat) echo "--labels same --weighting flat" ;;
     # The default recipe pulled towards the AR parent's next-token distributions (KL weight 1, then 0.25).
     same-wsd-parent1) echo "--labels same --weighting flat --parent-weight 1" ;;
+    # The default recipe converted for the block the goal is scored at: the decay phase ends at B = 8, not 32.
+    same-wsd-flat-decay8) echo "--labels same --weighting flat --block-size 8" ;;
     same-wsd-parent025) echo "--labels same --weighting flat --parent-weight 0.25" ;;
     shift-wsd-parent1) echo "--labels shift --weighting flat --parent-weight 1" ;;
     shift-wsd-nob1) echo "--labels shift --schedule $out/wsd-nob1.schedule.json --weighting elbo" ;;

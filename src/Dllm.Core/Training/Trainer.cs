@@ -118,7 +118,6 @@ public sealed class Trainer
             var seconds = stepClock.Elapsed.TotalSeconds;
             var metrics = new StepMetrics(step, loss, lr.At(step), _objective.BlockSizeAt(step), gradNorm, tokens, tokens / Math.Max(seconds, 1e-9), clock.Elapsed.TotalSeconds, skip, noise,
                 extra.Count > 0 ? extra : null);
-            AppendMetrics(metrics);
             _observer.Step(metrics);
 
             var done = step + 1;
@@ -130,6 +129,8 @@ public sealed class Trainer
                 metric = Validate();
                 _observer.Evaluated(done, _validator.Metric, metric.Value);
             }
+            // The step's line carries the validation taken after it, so `dllm plot --metric valid` can draw it.
+            AppendMetrics(metrics, metric is { } v ? (_validator!.Metric, v) : null);
             if (checkpointDue)
             {
                 Save(done, optimizer, recent, skipped, tokensSeen, metric);
@@ -259,7 +260,7 @@ public sealed class Trainer
         return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
     }
 
-    private void AppendMetrics(StepMetrics m)
+    private void AppendMetrics(StepMetrics m, (string Name, double Value)? validation)
     {
         var line = new JsonObject
         {
@@ -276,6 +277,7 @@ public sealed class Trainer
         };
         foreach (var (name, value) in m.Extra ?? new Dictionary<string, double>())
             line[name] = double.IsFinite(value) ? Math.Round(value, 6) : null;
+        if (validation is { } v) line[v.Name] = double.IsFinite(v.Value) ? v.Value : null;
         File.AppendAllText(_metricsPath, line.ToJsonString() + "\n");
     }
 

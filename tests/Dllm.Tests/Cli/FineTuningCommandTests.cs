@@ -79,6 +79,11 @@ public class FineTuningCommandTests
         Assert.True(plot.ExitCode == 0, plot.Stderr);
         var png = File.ReadAllBytes(dir.File("loss.png"));
         Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, png[..4]);
+        // DPO has no validation split: asking for its validation curve says so instead of drawing an empty chart.
+        var noValidation = CliRunner.InProcess("plot", dir.File("dpo-run"), "--metric", "valid", "--out", dir.File("valid.png"));
+        Assert.Equal(1, noValidation.ExitCode);
+        Assert.Contains("validation metric", noValidation.Stderr);
+        Assert.False(File.Exists(dir.File("valid.png")));
     }
 
     [Fact]

@@ -39,6 +39,15 @@ public class TrainingCommandTests
         Assert.Equal(12, metrics.Count);
         var sizes = metrics.Select(m => m["block_size"]!.GetValue<int>()).ToList();
         Assert.Equal(new[] { 1, 4, 16, 32, 4 }, sizes.Where((b, i) => i == 0 || sizes[i - 1] != b));   // the WSD phases in order
+        // Validation every 4 steps rides on the line of the step it followed; the plot reads it back.
+        Assert.Equal(new long[] { 3, 7, 11 }, metrics.Where(m => m["valid_nelbo_b4"] is not null).Select(m => m["step"]!.GetValue<long>()));
+        var curve = Dllm.Plots.TrainingCurve.Read(dlm + "-run");
+        Assert.Equal("valid_nelbo_b4", curve.ValidationMetric);
+        Assert.Equal(new double[] { 4, 8, 12 }, curve.ValidationSteps);
+        Assert.Equal(metrics[11]["valid_nelbo_b4"]!.GetValue<double>(), curve.Validation![2]);
+        var plot = CliRunner.InProcess("plot", dlm + "-run", "--metric", "valid", "--out", dir.File("valid.png"));
+        Assert.True(plot.ExitCode == 0, plot.Stderr);
+        Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, File.ReadAllBytes(dir.File("valid.png"))[..4]);
 
         var eval = CliRunner.InProcess("eval", "--model", dlm, "--data", data, "--samples", "2", "--max-docs", "20", "--json");
         Assert.True(eval.ExitCode == 0, eval.Stderr);
