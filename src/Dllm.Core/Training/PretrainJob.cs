@@ -63,7 +63,9 @@ public static class PretrainJob
         JobSupport.WritePlan(run, new JsonObject
         {
             ["job"] = "pretrain",
-            ["config"] = model.Config.Raw.DeepClone(),
+            // The config asked for, not the model's: a resumed run loads its model from a checkpoint whose config.json
+            // the saver filled in, and the plan must compare equal when the same command is run again.
+            ["config"] = o.Config.DeepClone(),
             ["data"] = new JsonArray(o.Data.Select(d => (JsonNode?)Path.GetFullPath(d)).ToArray()),
             ["sequence_length"] = o.SequenceLength,
         }, o.Trainer, o.Resume);

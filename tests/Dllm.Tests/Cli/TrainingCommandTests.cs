@@ -217,4 +217,24 @@ public class TrainingCommandTests
         Assert.Equal(1, negative.ExitCode);
         Assert.Contains("--parent-weight", negative.Stderr);
     }
+
+    [Fact]
+    public void AnInterruptedPretrainingResumesWithTheSameCommandAndRefusesAnotherSeed()
+    {
+        using var dir = new TempDirectory();
+        var tokenizer = TinyCheckpoints.Write("llama", dir.File("tok"));
+        var data = Corpus(dir);
+        var ar = dir.File("ar");
+        string[] args = ["pretrain", "--tokenizer", tokenizer, "--data", data, "--out", ar, "--hidden", "32", "--layers", "1", "--heads", "2",
+            "--kv-heads", "1", "--seq-len", "32", "--steps", "4", "--batch-size", "2", "--checkpoint-every", "2", "--keep-last", "0"];
+        var first = CliRunner.InProcess(args);
+        Assert.True(first.ExitCode == 0, first.Stderr);
+        Directory.Delete(ar, recursive: true);   // as if it had stopped after its last checkpoint
+        var otherSeed = CliRunner.InProcess([.. args, "--seed", "5", "--resume"]);
+        Assert.Equal(1, otherSeed.ExitCode);
+        Assert.Contains("Seed was 0, now 5", otherSeed.Stderr);
+        var same = CliRunner.InProcess([.. args, "--resume"]);
+        Assert.True(same.ExitCode == 0, same.Stderr);
+        Assert.True(File.Exists(Path.Combine(ar, "model.safetensors")));
+    }
 }
