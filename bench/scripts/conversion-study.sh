@@ -51,6 +51,8 @@ args_for() {
     same-mdlm) echo "--labels same --schedule-kind mdlm --weighting elbo" ;;
     shift-mdlm) echo "--labels shift --schedule-kind mdlm --weighting elbo" ;;
     shift-wsd-complementary) echo "--labels shift --complementary --weighting elbo" ;;
+    # Twice the compute per step: run it at half the steps of the run it is compared with (equal compute).
+    same-wsd-flat-complementary) echo "--labels same --weighting flat --complementary" ;;
     shift-wsd-flat) echo "--labels shift --weighting flat" ;;
     same-wsd-flat) echo "--labels same --weighting flat" ;;
     # The default recipe pulled towards the AR parent's next-token distributions (KL weight 1, then 0.25).
