@@ -9,7 +9,7 @@ internal static class DemoCommand
     public static Command Build()
     {
         var quick = new Option<bool>("--quick") { Description = "The same pipeline in about 2 minutes on 2 CPU cores: lists of 3-6 words, a 0.13 M-parameter model, block 16. " +
-            "With the default seed its AR parent solved 88-96% of the held-out tasks and its dLLM 98-100% at about 4 tokens per forward (three hosts; results vary between CPUs); the full demo (lists of 8-24 words, 0.9 M parameters, block 32) takes about 10 minutes" };
+            "With the default seed its AR parent solved 88-96% of the held-out tasks and its dLLM 98-100% at 3.7-4.2 tokens per forward (three hosts; results vary between CPUs and builds); the full demo (lists of 8-24 words, 0.9 M parameters, block 32) takes about 10 minutes" };
         var output = new Option<string>("--out", "-o") { Description = "Folder for the demo's data, tokenizer and models", DefaultValueFactory = _ => "demo" };
         var plainSft = new Option<bool>("--plain-sft")
         {
