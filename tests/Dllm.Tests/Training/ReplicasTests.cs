@@ -61,7 +61,10 @@ public class ReplicasTests
         foreach (var (name, w) in serial)
         {
             var gap = (w - parallel[name]).abs().max().item<float>();
-            Assert.True(gap < 1e-5, $"{arch}: {name} differs by {gap} with {replicas} replicas");
+            // Float summation order only: AdamW divides by the root of small second moments in experts a micro-batch
+            // rarely routes to, which grows rounding to 2.3e-5 there after 6 steps (flat loss weight). A lost or doubled
+            // micro-batch gradient moves a weight by a good part of the step size (3e-3 per step).
+            Assert.True(gap < 1e-4, $"{arch}: {name} differs by {gap} with {replicas} replicas");
         }
         // Training moved the weights: equal because both trained alike, not because neither did.
         using var untouched = TinyConfigs.Model(arch, seed: 3);
