@@ -124,7 +124,7 @@ internal static class JobSupport
     {
         plan["trainer"] = JsonSerializer.SerializeToNode(trainer, Indented);
         var path = Path.Combine(run, "train_config.json");
-        if (resuming && File.Exists(path) && JsonNode.Parse(File.ReadAllText(path)) is JsonObject started)
+        if (resuming && File.Exists(path) && ReadPlan(path) is JsonObject started)
         {
             var changed = PlanDifferences(started, plan);
             if (changed.Count > 0)
@@ -133,6 +133,12 @@ internal static class JobSupport
         }
         Directory.CreateDirectory(run);
         AtomicFile.WriteAllText(path, plan.ToJsonString(Indented));
+    }
+
+    private static JsonNode? ReadPlan(string path)
+    {
+        try { return JsonNode.Parse(File.ReadAllText(path)); }
+        catch (JsonException e) { throw new DllmException($"{path} is not valid JSON ({e.Message}): it records what the run was started with, so resuming cannot check it; restore it or start a new run"); }
     }
 
     // The trainer settings a step's arithmetic depends on; the others (device, cadence, stop-after) may change on resume.

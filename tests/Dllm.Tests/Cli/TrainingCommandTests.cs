@@ -175,6 +175,13 @@ public class TrainingCommandTests
         Assert.Equal(1, changedSeed.ExitCode);
         Assert.Contains("Seed was", changedSeed.Stderr);
 
+        var plan = File.ReadAllText(dlm + "-run/train_config.json");
+        File.WriteAllText(dlm + "-run/train_config.json", plan[..(plan.Length / 2)]);
+        var truncated = CliRunner.InProcess([.. args, "--weighting", "elbo", "--resume"]);
+        Assert.Equal(1, truncated.ExitCode);
+        Assert.Contains("train_config.json is not valid JSON", truncated.Stderr);
+        File.WriteAllText(dlm + "-run/train_config.json", plan);
+
         var same = CliRunner.InProcess([.. args, "--weighting", "elbo", "--eval-every", "1", "--resume"]);   // cadence may change
         Assert.True(same.ExitCode == 0, same.Stderr);
         Assert.True(File.Exists(Path.Combine(dlm, "model.safetensors")));
