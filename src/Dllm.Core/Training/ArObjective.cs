@@ -14,14 +14,22 @@ public sealed class ArObjective : ITrainingObjective
 
     public ObjectiveResult Compute(CausalLM model, TokenBatch batch, ObjectiveContext context) => Loss(model, batch);
 
+    /// <summary>What an AR model attends to over a packed batch: earlier tokens of the same document.</summary>
+    internal static Tensor Mask(TokenBatch batch)
+    {
+        var tokens = batch.Tokens;
+        using var scope = NewDisposeScope();
+        var mask = AttentionMasks.Causal(tokens.shape[1], device: tokens.device);
+        if (batch.DocumentIds is { } docs) mask = mask.logical_and(AttentionMasks.SameDocument(docs, docs));
+        return mask.MoveToOuterDisposeScope();
+    }
+
     public static ObjectiveResult Loss(CausalLM model, TokenBatch batch)
     {
         using var scope = NewDisposeScope();
         var tokens = batch.Tokens;
         long b = tokens.shape[0], l = tokens.shape[1];
-        var mask = AttentionMasks.Causal(l, device: tokens.device);
-        if (batch.DocumentIds is { } docs) mask = mask.logical_and(AttentionMasks.SameDocument(docs, docs));
-        var logits = model.Forward(tokens, mask: mask).narrow(1, 0, l - 1);
+        var logits = model.Forward(tokens, mask: Mask(batch)).narrow(1, 0, l - 1);
         var targets = tokens.narrow(1, 1, l - 1);
         var ce = nn.functional.cross_entropy(logits.reshape((l - 1) * b, -1), targets.reshape(-1), reduction: nn.Reduction.None).reshape(b, l - 1);
         Tensor loss, count;

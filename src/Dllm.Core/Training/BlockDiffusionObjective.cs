@@ -1,4 +1,3 @@
-using Dllm.Attention;
 using Dllm.Config;
 using Dllm.Data;
 using Dllm.Diffusion;
@@ -24,7 +23,7 @@ public static class LossWeightings
     public static LossWeighting Parse(string name) => name.Trim().ToLowerInvariant() switch
     {
         "flat" => LossWeighting.Flat,
-        "elbo" or "1/t" => LossWeighting.Elbo,
+        "elbo" => LossWeighting.Elbo,
         _ => throw new DllmException($"unknown loss weighting '{name}': use flat (weight 1 per masked token) or elbo (weight 1/t)"),
     };
 }
@@ -114,9 +113,7 @@ public sealed class BlockDiffusionObjective(BlockSchedule schedule, int maskToke
         Tensor parentLogProbs;
         using (no_grad())
         {
-            var mask = AttentionMasks.Causal(l, device: tokens.device);
-            if (batch.DocumentIds is { } d) mask = mask.logical_and(AttentionMasks.SameDocument(d, d));
-            var hidden = parent.Hidden(parent.Embed(tokens), mask: mask).reshape(b * l, -1).index_select(0, before);
+            var hidden = parent.Hidden(parent.Embed(tokens), mask: ArObjective.Mask(batch)).reshape(b * l, -1).index_select(0, before);
             parentLogProbs = nn.functional.log_softmax(parent.Logits(hidden), -1);                  // [N, Vp]
         }
         var vocab = parentLogProbs.shape[1];
