@@ -6,6 +6,7 @@
 #        demo's SFT steps, 1 2 3 4 5). Learning rate, batch and block are the demo's (read from DEMO_DIR/cap-run);
 #        THRESHOLDS (default 0.95, the demo's and LLaDA2.0's) and BLOCKS (default: the trained block) set the
 #        decoding grid: every model is decoded at each threshold x block (models already trained are only decoded).
+#        VARIANTS (default "sft cap") picks what is trained: VARIANTS=cap compares CAP across converted models.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 demo="${1:-$root/demo}"
@@ -22,7 +23,7 @@ echo "steps $steps, lr $lr, batch $batch, trained at block $block"
 echo "| seed | variant | block | threshold | accuracy | per kind (accuracy, TPF) | tokens / forward | ceiling |"
 echo "|---|---|---|---|---|---|---|---|"
 for seed in "${seeds[@]}"; do
-  for variant in sft cap; do
+  for variant in ${VARIANTS:-sft cap}; do
     extra=(); [ "$variant" = cap ] && extra=(--cap-weight 2)
     if [ ! -f "$out/$variant-$seed/model.safetensors" ]; then
       rm -rf "$out/$variant-$seed" "$out/$variant-$seed-run"

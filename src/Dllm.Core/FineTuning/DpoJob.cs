@@ -60,6 +60,10 @@ public static class DpoJob
             ["beta"] = o.Settings.Beta,
             ["elbo_samples"] = o.Settings.ElboSamples,
             ["block_size"] = o.Settings.BlockSize,
+            ["mask_rate_band"] = new JsonArray(o.Settings.MinRate, o.Settings.MaxRate),
+            ["chosen_nll_weight"] = o.Settings.ChosenNllWeight,
+            ["template"] = o.Template,
+            ["max_length"] = o.MaxLength,
             ["group_by_length"] = o.GroupByLength,
         }, o.Trainer, o.Resume);
         var trainer = new Trainer(policy.Model, policy.Tokenizer, new DpoObjective(reference.Model, o.Settings, maskId, policy.Labels), source, null, o.Trainer, run, observer,

@@ -69,6 +69,8 @@ public static class SftJob
             ["mask_rate_band"] = new JsonArray(o.Settings.MinRate, o.Settings.MaxRate),
             ["complementary"] = o.Settings.Complementary,
             ["cap_weight"] = o.Settings.CapWeight,
+            ["template"] = o.Template,
+            ["max_length"] = o.MaxLength,
             ["group_by_length"] = o.GroupByLength,
             ["labels"] = labels.Name(),
         }, o.Trainer, o.Resume);

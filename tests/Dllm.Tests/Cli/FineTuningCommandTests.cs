@@ -51,6 +51,12 @@ public class FineTuningCommandTests
         Assert.Equal(3, metrics.Count);
         Assert.All(metrics, m => Assert.InRange(m["dpo_reward_accuracy"]!.GetValue<double>(), 0, 1));
         Assert.Equal(0, metrics[0]["dpo_chosen_reward"]!.GetValue<double>());   // the policy starts as the reference
+        // The RPO term is part of the loss: resuming without it would train another objective from the checkpoint on.
+        Directory.Move(dir.File("dpo"), dir.File("dpo-done"));   // as if the run had stopped after its last checkpoint
+        var withoutNll = CliRunner.InProcess("dpo", "--model", dir.File("sft"), "--data", dir.File("pairs.jsonl"), "--out", dir.File("dpo"), "--steps", "3", "--batch-size", "2", "--block-size", "4", "--elbo-samples", "2", "--group-by-length", "--resume");
+        Assert.Equal(1, withoutNll.ExitCode);
+        Assert.Contains("chosen_nll_weight was 1, now 0", withoutNll.Stderr);
+        Directory.Move(dir.File("dpo-done"), dir.File("dpo"));
 
         var eval = CliRunner.InProcess("eval", "--model", dir.File("dpo"), "--task", test, "--block-size", "4", "--threshold", "0.9", "-n", "4", "--json");
         Assert.True(eval.ExitCode == 0, eval.Stderr);
