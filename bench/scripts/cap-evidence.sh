@@ -6,7 +6,8 @@
 #        demo's SFT steps, 1 2 3 4 5). Learning rate, batch and block are the demo's (read from DEMO_DIR/cap-run);
 #        THRESHOLDS (default 0.95, the demo's and LLaDA2.0's) and BLOCKS (default: the trained block) set the
 #        decoding grid: every model is decoded at each threshold x block (models already trained are only decoded).
-#        VARIANTS (default "sft cap") picks what is trained: VARIANTS=cap compares CAP across converted models.
+#        VARIANTS (default "sft cap") picks what is trained: VARIANTS=cap compares CAP across converted models, and
+#        "dpo" aligns each seed's SFT+CAP model with the demo's DPO settings (read from DEMO_DIR/dpo-run; list it after cap).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 demo="${1:-$root/demo}"
@@ -25,7 +26,15 @@ echo "|---|---|---|---|---|---|---|---|"
 for seed in "${seeds[@]}"; do
   for variant in ${VARIANTS:-sft cap}; do
     extra=(); [ "$variant" = cap ] && extra=(--cap-weight 2)
-    if [ ! -f "$out/$variant-$seed/model.safetensors" ]; then
+    if [ "$variant" = dpo ] && [ ! -f "$out/dpo-$seed/model.safetensors" ]; then
+      [ -f "$out/cap-$seed/model.safetensors" ] || { echo "dpo needs $out/cap-$seed: list cap before dpo in VARIANTS" >&2; exit 1; }
+      # Plans before the chosen-NLL weight was recorded ran the demo's 1.0.
+      read -r dsteps dlr dbatch beta draws nll <<< "$(python3 -c "import json; p=json.load(open('$demo/dpo-run/train_config.json')); t=p['trainer']; print(t['Steps'], t['PeakLearningRate'], t['BatchSize'], p['beta'], p['elbo_samples'], p.get('chosen_nll_weight', 1.0))")"
+      rm -rf "$out/dpo-$seed" "$out/dpo-$seed-run"
+      $dllm dpo --model "$out/cap-$seed" --data "$demo/data/preferences_train.jsonl" --out "$out/dpo-$seed" --steps "$dsteps" --batch-size "$dbatch" \
+        --lr "$dlr" --weight-decay 0.05 --beta "$beta" --elbo-samples "$draws" --chosen-nll-weight "$nll" --block-size "$block" --seed "$seed" \
+        --eval-every 100000 --checkpoint-every 100000 > "$out/dpo-$seed.log" 2>&1
+    elif [ "$variant" != dpo ] && [ ! -f "$out/$variant-$seed/model.safetensors" ]; then
       rm -rf "$out/$variant-$seed" "$out/$variant-$seed-run"
       $dllm sft --model "$demo/dlm" --data "$demo/data/tasks_train.jsonl" --out "$out/$variant-$seed" --steps "$steps" --weight-decay 0.05 \
         --batch-size "$batch" --block-size "$block" --lr "$lr" --seed "$seed" --eval-every 100000 --checkpoint-every 25 --keep-last 5 --average-last 5 "${extra[@]}" > "$out/$variant-$seed.log" 2>&1
