@@ -21,6 +21,8 @@ internal static class DpoCommand
             Description = "Add this weight times the chosen response's diffusion NLL per token (RPO); 0 is plain DPO, as the method states it",
             DefaultValueFactory = _ => defaults.ChosenNllWeight,
         };
+        var tMin = new Option<double>("--mask-min") { Description = "Lower end of the mask-rate band of the ELBO draws", DefaultValueFactory = _ => defaults.MinRate };
+        var tMax = new Option<double>("--mask-max") { Description = "Upper end of the mask-rate band of the ELBO draws", DefaultValueFactory = _ => defaults.MaxRate };
         var template = new Option<string?>("--template") { Description = $"Chat template ({string.Join(", ", ChatTemplate.Names)})" };
         var maxLength = new Option<int>("--max-length") { Description = "Longest sequence in tokens", DefaultValueFactory = _ => 512 };
         var group = SharedOptions.GroupByLength();
@@ -30,7 +32,7 @@ internal static class DpoCommand
             "-NELBO estimated from shared masks, so the policy and the frozen reference are compared on the same draws. " +
             "--batch-size counts preference pairs.")
         {
-            model, reference, data, output, beta, samples, block, nllWeight, template, maxLength, group,
+            model, reference, data, output, beta, samples, block, nllWeight, tMin, tMax, template, maxLength, group,
         };
         foreach (var o in train.All) command.Options.Add(o);
         command.SetAction((p, cancel) =>
@@ -45,12 +47,15 @@ internal static class DpoCommand
                 Output = p.GetValue(output)!,
                 RunDirectory = p.GetValue(train.RunDir),
                 Template = p.GetValue(template),
-                Settings = new DpoSettings(p.GetValue(beta), p.GetValue(samples), SharedOptions.ResolveTrainingBlockSize(p, block, p.GetValue(model)!), ChosenNllWeight: p.GetValue(nllWeight)),
+                Settings = new DpoSettings(p.GetValue(beta), p.GetValue(samples), SharedOptions.ResolveTrainingBlockSize(p, block, p.GetValue(model)!),
+                    p.GetValue(tMin), p.GetValue(tMax), p.GetValue(nllWeight)),
                 MaxLength = p.GetValue(maxLength),
                 GroupByLength = p.GetValue(group),
                 Trainer = train.BindFor(p, p.GetValue(model)!),
                 Resume = p.GetValue(train.Resume),
             };
+            if (!(options.Settings.MinRate > 0 && options.Settings.MinRate < options.Settings.MaxRate && options.Settings.MaxRate <= 1))
+                throw new DllmException($"the mask-rate band must satisfy 0 < min < max <= 1, got [{options.Settings.MinRate}, {options.Settings.MaxRate}]");
             return Task.FromResult(TrainingVerb.Run(p, "preference optimisation", cancel, (view, stop) => DpoJob.Run(options, view, stop)));
         });
         return command;

@@ -44,16 +44,18 @@ public class FineTuningCommandTests
             var o = JsonNode.Parse(l)!;
             return new JsonObject { ["prompt"] = o["prompt"]!.GetValue<string>(), ["chosen"] = o["answer"]!.GetValue<string>(), ["rejected"] = " 99" }.ToJsonString();
         }));
-        var dpo = CliRunner.InProcess("dpo", "--model", dir.File("sft"), "--data", dir.File("pairs.jsonl"), "--out", dir.File("dpo"), "--steps", "3", "--batch-size", "2", "--block-size", "4", "--elbo-samples", "2", "--chosen-nll-weight", "1", "--group-by-length");
+        var dpo = CliRunner.InProcess("dpo", "--model", dir.File("sft"), "--data", dir.File("pairs.jsonl"), "--out", dir.File("dpo"), "--steps", "3", "--batch-size", "2", "--block-size", "4", "--elbo-samples", "2", "--chosen-nll-weight", "1", "--group-by-length", "--mask-max", "0.9");
         Assert.True(dpo.ExitCode == 0, dpo.Stderr + dpo.Stdout);
-        Assert.True(JsonNode.Parse(File.ReadAllText(dir.File("dpo-run/train_config.json")))!["group_by_length"]!.GetValue<bool>());
+        var dpoPlan = JsonNode.Parse(File.ReadAllText(dir.File("dpo-run/train_config.json")))!;
+        Assert.True(dpoPlan["group_by_length"]!.GetValue<bool>());
+        Assert.Equal(0.9, dpoPlan["mask_rate_band"]![1]!.GetValue<double>());
         var metrics = File.ReadAllLines(dir.File("dpo-run/metrics.jsonl")).Select(l => JsonNode.Parse(l)!).ToList();
         Assert.Equal(3, metrics.Count);
         Assert.All(metrics, m => Assert.InRange(m["dpo_reward_accuracy"]!.GetValue<double>(), 0, 1));
         Assert.Equal(0, metrics[0]["dpo_chosen_reward"]!.GetValue<double>());   // the policy starts as the reference
         // The RPO term is part of the loss: resuming without it would train another objective from the checkpoint on.
         Directory.Move(dir.File("dpo"), dir.File("dpo-done"));   // as if the run had stopped after its last checkpoint
-        var withoutNll = CliRunner.InProcess("dpo", "--model", dir.File("sft"), "--data", dir.File("pairs.jsonl"), "--out", dir.File("dpo"), "--steps", "3", "--batch-size", "2", "--block-size", "4", "--elbo-samples", "2", "--group-by-length", "--resume");
+        var withoutNll = CliRunner.InProcess("dpo", "--model", dir.File("sft"), "--data", dir.File("pairs.jsonl"), "--out", dir.File("dpo"), "--steps", "3", "--batch-size", "2", "--block-size", "4", "--elbo-samples", "2", "--group-by-length", "--mask-max", "0.9", "--resume");
         Assert.Equal(1, withoutNll.ExitCode);
         Assert.Contains("chosen_nll_weight was 1, now 0", withoutNll.Stderr);
         Directory.Move(dir.File("dpo-done"), dir.File("dpo"));
@@ -103,6 +105,9 @@ public class FineTuningCommandTests
         Assert.Contains("line 1", run.Stderr);
         var band = CliRunner.InProcess("sft", "--model", model, "--data", dir.File("bad.jsonl"), "--out", dir.File("o"), "--mask-min", "0.9", "--mask-max", "0.2");
         Assert.Contains("band", band.Stderr);
+        var dpoBand = CliRunner.InProcess("dpo", "--model", model, "--data", dir.File("bad.jsonl"), "--out", dir.File("o"), "--mask-max", "1.5");
+        Assert.Equal(1, dpoBand.ExitCode);
+        Assert.Contains("mask-rate band must satisfy", dpoBand.Stderr);
         var noTask = CliRunner.InProcess("eval", "--model", model);
         Assert.Contains("--task", noTask.Stderr);
     }
