@@ -23,6 +23,12 @@ internal static class DpoCommand
         };
         var tMin = new Option<double>("--mask-min") { Description = "Lower end of the mask-rate band of the ELBO draws", DefaultValueFactory = _ => defaults.MinRate };
         var tMax = new Option<double>("--mask-max") { Description = "Upper end of the mask-rate band of the ELBO draws", DefaultValueFactory = _ => defaults.MaxRate };
+        var padding = new Option<bool>("--elbo-padding")
+        {
+            Description = "Also count the EOS that pad each response to the batch's length in its ELBO (off: only the response and its end " +
+                          "token count, so a response's ELBO does not depend on the batch; the padding is masked either way)",
+            DefaultValueFactory = _ => defaults.ScorePadding,
+        };
         var template = new Option<string?>("--template") { Description = $"Chat template ({string.Join(", ", ChatTemplate.Names)})" };
         var maxLength = new Option<int>("--max-length") { Description = "Longest sequence in tokens", DefaultValueFactory = _ => 512 };
         var group = SharedOptions.GroupByLength();
@@ -32,7 +38,7 @@ internal static class DpoCommand
             "-NELBO estimated from shared masks, so the policy and the frozen reference are compared on the same draws. " +
             "--batch-size counts preference pairs.")
         {
-            model, reference, data, output, beta, samples, block, nllWeight, tMin, tMax, template, maxLength, group,
+            model, reference, data, output, beta, samples, block, nllWeight, tMin, tMax, padding, template, maxLength, group,
         };
         foreach (var o in train.All) command.Options.Add(o);
         command.SetAction((p, cancel) =>
@@ -48,7 +54,7 @@ internal static class DpoCommand
                 RunDirectory = p.GetValue(train.RunDir),
                 Template = p.GetValue(template),
                 Settings = new DpoSettings(p.GetValue(beta), p.GetValue(samples), SharedOptions.ResolveTrainingBlockSize(p, block, p.GetValue(model)!),
-                    p.GetValue(tMin), p.GetValue(tMax), p.GetValue(nllWeight)),
+                    p.GetValue(tMin), p.GetValue(tMax), p.GetValue(nllWeight), p.GetValue(padding)),
                 MaxLength = p.GetValue(maxLength),
                 GroupByLength = p.GetValue(group),
                 Trainer = train.BindFor(p, p.GetValue(model)!),

@@ -62,6 +62,7 @@ public static class DpoJob
             ["block_size"] = o.Settings.BlockSize,
             ["mask_rate_band"] = new JsonArray(o.Settings.MinRate, o.Settings.MaxRate),
             ["chosen_nll_weight"] = o.Settings.ChosenNllWeight,
+            ["elbo_padding"] = o.Settings.ScorePadding,
             ["template"] = o.Template,
             ["max_length"] = o.MaxLength,
             ["group_by_length"] = o.GroupByLength,

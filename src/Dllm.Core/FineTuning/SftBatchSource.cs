@@ -28,6 +28,7 @@ public sealed class SftBatchSource(IReadOnlyList<SftExample> examples, int batch
         var length = (longest + blockSize - 1) / blockSize * blockSize;
         var tokens = new long[rows.Count * length];
         var scored = new bool[rows.Count * length];
+        var padding = new bool[rows.Count * length];
         for (var i = 0; i < rows.Count; i++)
         {
             var (prompt, response) = rows[i];
@@ -36,10 +37,11 @@ public sealed class SftBatchSource(IReadOnlyList<SftExample> examples, int batch
                 var at = i * length + j;
                 tokens[at] = j < prompt.Length ? prompt[j] : j < prompt.Length + response.Length ? response[j - prompt.Length] : padId;
                 scored[at] = j >= prompt.Length;
+                padding[at] = j >= prompt.Length + response.Length;
             }
         }
         long[] shape = [rows.Count, length];
-        return new TokenBatch(tensor(tokens, shape, device: device), null, tensor(scored, shape, device: device));
+        return new TokenBatch(tensor(tokens, shape, device: device), null, tensor(scored, shape, device: device), tensor(padding, shape, device: device));
     }
 
     public JsonNode SavePosition() => _order.Save();

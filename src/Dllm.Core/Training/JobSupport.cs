@@ -170,12 +170,13 @@ internal static class JobSupport
         return changed;
     }
 
-    /// <summary>What a conversion started before a setting was recorded ran with: 1/t (unless its "flat_weight" said
-    /// otherwise) and no parent term.</summary>
+    /// <summary>What a run started before a setting was recorded ran with: a conversion 1/t (unless its "flat_weight"
+    /// said otherwise) and no parent term, DPO an ELBO that counted the padding.</summary>
     private static JsonNode? ImpliedByOlderPlans(JsonObject started, string key) => (started["job"]?.GetValue<string>(), key) switch
     {
         ("convert", "weighting") => started["flat_weight"]?.GetValue<bool>() == true ? "flat" : "elbo",
         ("convert", "parent_weight") => 0.0,
+        ("dpo", "elbo_padding") => true,   // DPO counted the padding in its ELBO before the option
         _ => null,
     };
 }

@@ -200,6 +200,9 @@ public class TrainingCommandTests
         Assert.Equal(["weighting was \"elbo\", now \"flat\"", "parent_weight was 0, now 1"], differences);
         // Older still: no "flat_weight" either, so 1/t.
         Assert.Single(Dllm.Training.JobSupport.PlanDifferences(new JsonObject { ["job"] = "convert" }, new JsonObject { ["job"] = "convert", ["weighting"] = "flat" }));
+        // DPO counted the padding before --elbo-padding existed.
+        Assert.Equal(["elbo_padding was true, now false"],
+            Dllm.Training.JobSupport.PlanDifferences(new JsonObject { ["job"] = "dpo" }, new JsonObject { ["job"] = "dpo", ["elbo_padding"] = false }));
     }
 
     [Fact]

@@ -47,6 +47,26 @@ public class DpoObjectiveTests
     }
 
     [Fact]
+    public void WithoutPaddingTheElboCountsOnlyTheResponse()
+    {
+        // Rates near 1 mask every response and padding slot, so the contexts are the same whatever the padding holds;
+        // then only a counted padding target can move the loss.
+        using var model = TinyConfigs.Model("llada2", seed: 5);
+        using var reference = TinyConfigs.Model("llada2", seed: 5);
+        using var noGrad = no_grad();
+        float Nll(bool scorePadding, int padId)
+        {
+            using var batch = SftBatchSource.Pack([([5, 6, 7], [40, 41]), ([5, 6, 7], [90, 91, 92, 93])], blockSize: 4, padId: padId, CPU);
+            Assert.Equal(3 + 1, batch.Padding!.sum().item<long>());   // the chosen row's 3 and the rejected row's 1
+            var settings = new DpoSettings(Beta: 0.5, ElboSamples: 2, BlockSize: 4, MinRate: 0.9999, MaxRate: 1.0, ChosenNllWeight: 1, ScorePadding: scorePadding);
+            return (float)(new DpoObjective(reference, settings, Mask).Loss(model, batch, new Generator(2)).Loss.item<float>() - Math.Log(2));
+        }
+        Assert.Equal(Nll(false, Eos), Nll(false, 50), 5);
+        Assert.True(Math.Abs(Nll(true, Eos) - Nll(true, 50)) > 1e-3, "counted padding must change the ELBO");
+        Assert.NotEqual(Nll(true, Eos), Nll(false, Eos), 3);
+    }
+
+    [Fact]
     public void OneStepRaisesTheChosenElboRelativeToTheRejected()
     {
         using var model = TinyConfigs.Model("llada2", seed: 6);
