@@ -14,7 +14,7 @@ internal static class ConvertCommand
         var schedule = new Option<string?>("--schedule") { Description = "Block-size schedule file (JSON or YAML: {\"phases\": [{\"steps\": N, \"block_size\": B}, ...]}); overrides --steps" };
         var kind = new Option<string>("--schedule-kind") { Description = "Built-in schedule: wsd (1 -> 4 -> 16 -> 64 -> L, stable at L, decay to --block-size), mdlm (B = L throughout), ar (B = 1)", DefaultValueFactory = _ => "wsd" };
         var seqLen = new Option<int>("--seq-len") { Description = "Training sequence length L (documents are packed to it)", DefaultValueFactory = _ => ConversionOptions.DefaultSequenceLength };
-        var block = new Option<int>("--block-size") { Description = "Final (decay) block size, recorded as the model's decoding default", DefaultValueFactory = _ => DiffusionSettings.DefaultBlockSize };
+        var block = new Option<int>("--block-size") { Description = "Final (decay) block size, recorded as the model's decoding default: the model ends best at it, so set the block you will decode at (docs/conversion.md)", DefaultValueFactory = _ => DiffusionSettings.DefaultBlockSize };
         var noise = new Option<double>("--embedding-noise") { Description = "Masked-embedding noise std relative to the embedding RMS at step 0, annealed to 0 (0 = off)", DefaultValueFactory = _ => 0.1 };
         var noiseSteps = new Option<double>("--embedding-noise-fraction") { Description = "Fraction of the steps over which the embedding noise anneals to 0", DefaultValueFactory = _ => 0.1 };
         var noDocMask = new Option<bool>("--no-document-mask") { Description = "Let packed documents attend to each other (ablation; the default masks across documents)" };
