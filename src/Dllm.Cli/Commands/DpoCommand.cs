@@ -21,8 +21,7 @@ internal static class DpoCommand
             Description = "Add this weight times the chosen response's diffusion NLL per token (RPO); 0 is plain DPO, as the method states it",
             DefaultValueFactory = _ => defaults.ChosenNllWeight,
         };
-        var tMin = new Option<double>("--mask-min") { Description = "Lower end of the mask-rate band of the ELBO draws", DefaultValueFactory = _ => defaults.MinRate };
-        var tMax = new Option<double>("--mask-max") { Description = "Upper end of the mask-rate band of the ELBO draws", DefaultValueFactory = _ => defaults.MaxRate };
+        var (tMin, tMax) = SharedOptions.MaskRateBand(defaults.MinRate, defaults.MaxRate, " of the ELBO draws");
         var padding = new Option<bool>("--elbo-padding")
         {
             Description = "Also count the EOS that pad each response to the batch's length in its ELBO (off: only the response and its end " +
@@ -60,8 +59,7 @@ internal static class DpoCommand
                 Trainer = train.BindFor(p, p.GetValue(model)!),
                 Resume = p.GetValue(train.Resume),
             };
-            if (!(options.Settings.MinRate > 0 && options.Settings.MinRate < options.Settings.MaxRate && options.Settings.MaxRate <= 1))
-                throw new DllmException($"the mask-rate band must satisfy 0 < min < max <= 1, got [{options.Settings.MinRate}, {options.Settings.MaxRate}]");
+            SharedOptions.CheckMaskRateBand(options.Settings.MinRate, options.Settings.MaxRate);
             return Task.FromResult(TrainingVerb.Run(p, "preference optimisation", cancel, (view, stop) => DpoJob.Run(options, view, stop)));
         });
         return command;

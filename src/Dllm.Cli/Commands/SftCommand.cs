@@ -18,8 +18,7 @@ internal static class SftCommand
         {
             Description = "Only when fine-tuning an AR checkpoint directly: same (default) or shift, as for convert. A dLLM keeps the labels it was trained with",
         }.AcceptOnlyFromAmong("same", "shift");
-        var tMin = new Option<double>("--mask-min") { Description = "Lower end of the mask-rate band", DefaultValueFactory = _ => defaults.MinRate };
-        var tMax = new Option<double>("--mask-max") { Description = "Upper end of the mask-rate band", DefaultValueFactory = _ => defaults.MaxRate };
+        var (tMin, tMax) = SharedOptions.MaskRateBand(defaults.MinRate, defaults.MaxRate, "");
         var noComplement = new Option<bool>("--no-complementary") { Description = "Train each example once with one mask instead of with the mask and its complement" };
         var cap = new Option<double>("--cap-weight") { Description = "CAP: weight of the confidence (entropy) term on masked positions already predicted right (official: 2.0; 0 = plain SFT)", DefaultValueFactory = _ => 0.0 };
         var average = new Option<int>("--average-last")
@@ -56,8 +55,7 @@ internal static class SftCommand
                 Trainer = train.BindFor(p, p.GetValue(model)!),
                 Resume = p.GetValue(train.Resume),
             };
-            if (!(options.Settings.MinRate > 0 && options.Settings.MinRate < options.Settings.MaxRate && options.Settings.MaxRate <= 1))
-                throw new DllmException($"the mask-rate band must satisfy 0 < min < max <= 1, got [{options.Settings.MinRate}, {options.Settings.MaxRate}]");
+            SharedOptions.CheckMaskRateBand(options.Settings.MinRate, options.Settings.MaxRate);
             return Task.FromResult(TrainingVerb.Run(p, "fine-tuning", cancel, (view, stop) => SftJob.Run(options, view, stop)));
         });
         return command;

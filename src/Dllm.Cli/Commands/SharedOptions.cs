@@ -111,6 +111,17 @@ internal static class SharedOptions
     public static int ResolveTrainingBlockSize(ParseResult p, Option<int?> block, string modelDirectory) =>
         p.GetValue(block) ?? ModelConfigReader.ReadDirectory(modelDirectory).Diffusion?.BlockSize ?? DiffusionSettings.DefaultBlockSize;
 
+    /// <summary>--mask-min/--mask-max: the band fine-tuning draws mask rates from (sft's training masks, dpo's ELBO draws).</summary>
+    public static (Option<double> Min, Option<double> Max) MaskRateBand(double min, double max, string of) =>
+        (new("--mask-min") { Description = $"Lower end of the mask-rate band{of}", DefaultValueFactory = _ => min },
+         new("--mask-max") { Description = $"Upper end of the mask-rate band{of}", DefaultValueFactory = _ => max });
+
+    public static void CheckMaskRateBand(double min, double max)
+    {
+        if (!(min > 0 && min < max && max <= 1))
+            throw new DllmException($"the mask-rate band must satisfy 0 < min < max <= 1, got [{min}, {max}]");
+    }
+
     public static Option<bool> Json() => new("--json") { Description = "Print one JSON object instead of human-readable text" };
 
     public static LoadOptions LoadOptions(ParseResult p, Option<string> device, Option<string?> dtype) =>
