@@ -20,6 +20,10 @@ dllm="${DLLM:-$root/dllm}"
 out="$demo/cap-evidence"; mkdir -p "$out"
 read -r -a thresholds <<< "${THRESHOLDS:-${THRESHOLD:-0.95}}"
 read -r -a blocks <<< "${BLOCKS:-$block}"
+if [[ " ${VARIANTS:-} " == *" dpo "* ]]; then
+  # The demo's DPO settings; plans before the chosen-NLL weight was recorded ran the demo's 1.0.
+  read -r dsteps dlr dbatch beta draws nll <<< "$(python3 -c "import json; p=json.load(open('$demo/dpo-run/train_config.json')); t=p['trainer']; print(t['Steps'], t['PeakLearningRate'], t['BatchSize'], p['beta'], p['elbo_samples'], p.get('chosen_nll_weight', 1.0))")"
+fi
 echo "steps $steps, lr $lr, batch $batch, trained at block $block"
 echo "| seed | variant | block | threshold | accuracy | per kind (accuracy, TPF) | tokens / forward | ceiling |"
 echo "|---|---|---|---|---|---|---|---|"
@@ -28,8 +32,6 @@ for seed in "${seeds[@]}"; do
     extra=(); [ "$variant" = cap ] && extra=(--cap-weight 2)
     if [ "$variant" = dpo ] && [ ! -f "$out/dpo-$seed/model.safetensors" ]; then
       [ -f "$out/cap-$seed/model.safetensors" ] || { echo "dpo needs $out/cap-$seed: list cap before dpo in VARIANTS" >&2; exit 1; }
-      # Plans before the chosen-NLL weight was recorded ran the demo's 1.0.
-      read -r dsteps dlr dbatch beta draws nll <<< "$(python3 -c "import json; p=json.load(open('$demo/dpo-run/train_config.json')); t=p['trainer']; print(t['Steps'], t['PeakLearningRate'], t['BatchSize'], p['beta'], p['elbo_samples'], p.get('chosen_nll_weight', 1.0))")"
       rm -rf "$out/dpo-$seed" "$out/dpo-$seed-run"
       $dllm dpo --model "$out/cap-$seed" --data "$demo/data/preferences_train.jsonl" --out "$out/dpo-$seed" --steps "$dsteps" --batch-size "$dbatch" \
         --lr "$dlr" --weight-decay 0.05 --beta "$beta" --elbo-samples "$draws" --chosen-nll-weight "$nll" --block-size "$block" --seed "$seed" \
